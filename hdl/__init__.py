@@ -1,0 +1,1 @@
+"""Amaranth components of the SpikeForge accelerator, one concern per module."""

@@ -1,0 +1,40 @@
+"""Options and output helpers shared by the subcommands."""
+
+import ast
+import json
+
+import click
+
+__all__ = ["json_option", "param_option", "parse_params", "emit"]
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON object instead of text.")
+
+param_option = click.option(
+    "--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+    help="Elaboration parameter over the unit's default (repeatable).")
+
+
+def parse_params(pairs):
+    """``["lanes=16", "mode='soft'"]`` → ``{"lanes": 16, "mode": "soft"}``; bare words stay text."""
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--param wants NAME=VALUE, not {pair!r}")
+        try:
+            out[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[name] = text
+    return out
+
+
+def emit(obj, as_json, text=None):
+    """Print ``obj`` as JSON, or ``text`` (default: ``key: value`` lines)."""
+    if as_json:
+        click.echo(json.dumps(obj, sort_keys=False))
+    elif text is not None:
+        click.echo(text)
+    else:
+        for key, value in obj.items():
+            click.echo(f"{key}: {value}")

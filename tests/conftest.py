@@ -1,0 +1,3 @@
+from spikeforge.verif.toolchain import setup_environment
+
+setup_environment()
