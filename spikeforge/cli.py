@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "verilog": "verilog",
     "sim": "sim",
     "demo": "demo",
+    "bench": "bench",
 }
 
 
