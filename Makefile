@@ -1,5 +1,5 @@
 # SpikeForge: set-up, demo and tests. Every target installs what it needs first.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
