@@ -10,6 +10,7 @@ transfers, mismatches, cycles) that :func:`simulate` returns; a failing testbenc
 import hashlib
 import inspect
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, asdict
@@ -139,6 +140,8 @@ def simulate(unit_name, *, params=None, stimulus=None, simulator="icarus", seed=
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
     runner = get_runner(simulator)
+    # The runner's own chatter ("Skipping compilation …") would garble --json output.
+    runner.log.setLevel(logging.ERROR)
     started = time.monotonic()
     try:
         runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
