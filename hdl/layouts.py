@@ -13,7 +13,7 @@ from amaranth.lib import data
 
 from .params import check_int
 
-__all__ = ["lane_beat", "spike_word"]
+__all__ = ["lane_beat", "spike_word", "kv_pair"]
 
 
 def lane_beat(*, lanes, shape, groups):
@@ -51,3 +51,10 @@ def spike_word(*, width):
     """
     check_int("width", width, min=1)
     return data.StructLayout({"data": unsigned(width), "last": 1})
+
+
+def kv_pair(*, width):
+    """Layout of one token's K and V spikes for the attention units: ``k``, ``v``, one bit per
+    channel (bit ``c`` is channel ``c``), ``width`` channels each."""
+    check_int("width", width, min=1)
+    return data.StructLayout({"k": unsigned(width), "v": unsigned(width)})

@@ -21,6 +21,9 @@ SUBCOMMANDS = {
     "sim": "sim",
     "demo": "demo",
     "bench": "bench",
+    "train": "train",
+    "run": "run",
+    "synth": "synth",
 }
 
 

@@ -1,0 +1,166 @@
+"""Integer reference ops of the spike-accumulate engine: the bit-exact specification of
+``hdl.engine``.
+
+Every op works on ``int64`` torch tensors and computes with integers only (gathers and sums, no
+float arithmetic), so it is exact at any size that fits 64 bits.
+
+Multi-bit inputs
+    An input of ``input_bits = B`` bits is split into ``B`` binary bit-planes (two's complement for
+    ``input_signed=True``). Plane ``b`` is accumulated like a spike map and its result enters the
+    sum shifted left by ``b``; for a signed input the top plane's result is subtracted (its weight
+    is ``-2**(B-1)``). This is exactly how the engine computes, and it equals the integer product
+    (``tests/test_golden_conv.py`` proves it against a float64 convolution of the integer input).
+
+Saturation semantics
+    The sum ``bias + sum(weight * input)`` is formed exactly and saturated **once**, at the end, to
+    ``acc_bits`` signed bits (:func:`saturate`). The engine makes this bit-exact by giving its
+    accumulators enough guard bits that no partial sum in any event order can overflow
+    (:func:`accumulator_bits`), so its result never depends on the order of the events; only the
+    value it drains to the output is saturated to ``acc_bits``.
+"""
+
+import torch
+
+__all__ = ["saturate", "signed_range", "bit_planes", "accumulator_bits",
+           "conv2d_int", "linear_int"]
+
+
+def signed_range(bits):
+    """``(lo, hi)`` of a ``bits``-bit two's-complement integer."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def saturate(x, bits):
+    """Clamp ``x`` (tensor or int) to the ``bits``-bit signed range ``[-2**(bits-1), 2**(bits-1)-1]``."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or bits < 1:
+        raise ValueError(f"bits must be a positive integer, not {bits!r}")
+    lo, hi = signed_range(bits)
+    if isinstance(x, torch.Tensor):
+        return x.clamp(lo, hi)
+    return min(max(int(x), lo), hi)
+
+
+def _input_range(input_bits, input_signed):
+    if input_signed:
+        return signed_range(input_bits)
+    return 0, (1 << input_bits) - 1
+
+
+def _check_input(x, input_bits, input_signed):
+    if not isinstance(input_bits, int) or input_bits < 1:
+        raise ValueError(f"input_bits must be a positive integer, not {input_bits!r}")
+    if x.dtype != torch.int64:
+        raise TypeError(f"x must be an int64 tensor, not {x.dtype}")
+    lo, hi = _input_range(input_bits, input_signed)
+    if x.numel() and (int(x.min()) < lo or int(x.max()) > hi):
+        kind = "signed" if input_signed else "unsigned"
+        raise ValueError(f"x must hold {input_bits}-bit {kind} values in [{lo}, {hi}]")
+
+
+def bit_planes(x, input_bits, input_signed=False):
+    """Split ``x`` into ``input_bits`` binary planes and their signed weights.
+
+    Returns a list of ``(plane, weight)``: ``plane`` is a 0/1 int64 tensor shaped like ``x`` and
+    ``sum(weight * plane) == x``; ``weight`` is ``2**b``, except ``-2**(B-1)`` for the top plane
+    of a signed input.
+    """
+    _check_input(x, input_bits, input_signed)
+    raw = x & ((1 << input_bits) - 1)          # two's complement bits of a signed input
+    planes = []
+    for b in range(input_bits):
+        weight = -(1 << b) if input_signed and b == input_bits - 1 else 1 << b
+        planes.append(((raw >> b) & 1, weight))
+    return planes
+
+
+def accumulator_bits(*, fan_in, weight_bits, input_bits, bias_bits):
+    """Signed width that holds every partial sum of one output exactly, in any event order.
+
+    A partial sum is the bias plus any subset of the terms ``±w << b`` (one per set input bit),
+    so its magnitude is at most ``2**(bias_bits-1) + fan_in * (2**input_bits - 1) *
+    2**(weight_bits-1)``.
+    """
+    bound = (1 << (bias_bits - 1)) + fan_in * ((1 << input_bits) - 1) * (1 << (weight_bits - 1))
+    return bound.bit_length() + 1
+
+
+def _binary_conv(plane, weight, stride, padding, groups):
+    """Exact integer conv of a 0/1 map by gathering windows (no float, no multiply by spikes)."""
+    batch, c_in, height, width = plane.shape
+    c_out, c_per_group, k, _ = weight.shape
+    padded = torch.nn.functional.pad(plane, (padding,) * 4)
+    # windows: (B, C_in, H_out, W_out, k, k)
+    windows = padded.unfold(2, k, stride).unfold(3, k, stride)
+    h_out, w_out = windows.shape[2], windows.shape[3]
+    out = torch.zeros(batch, c_out, h_out, w_out, dtype=torch.int64)
+    o_per_group = c_out // groups
+    for g in range(groups):
+        win = windows[:, g * c_per_group:(g + 1) * c_per_group]
+        ker = weight[g * o_per_group:(g + 1) * o_per_group]
+        # sum over (c, ky, kx) of win * ker; win is 0/1, so this selects and adds weights
+        out[:, g * o_per_group:(g + 1) * o_per_group] = torch.einsum(
+            "bchwij,ocij->bohw", win, ker)
+    return out
+
+
+def conv2d_int(x, weight, bias=None, *, stride=1, padding=0, groups=1, acc_bits=None,
+               input_bits=1, input_signed=False):
+    """Integer 2-D convolution, bit-plane by bit-plane, saturated once to ``acc_bits``.
+
+    Parameters
+    ----------
+    x : int64 tensor (B, C_in, H, W)
+        ``input_bits``-bit unsigned (or signed) integers; binary spikes for ``input_bits=1``.
+    weight : int64 tensor (C_out, C_in / groups, k, k)
+    bias : int64 tensor (C_out,) or None
+    stride, padding : int
+        Zero padding on all four sides.
+    groups : int
+        ``groups == C_in == C_out`` is a depthwise convolution.
+    acc_bits : int or None
+        Saturate the result to this signed width (``None``: no saturation).
+
+    Returns
+    -------
+    int64 tensor (B, C_out, H_out, W_out), ``H_out = (H + 2 padding - k) // stride + 1``.
+    """
+    if x.dim() != 4 or weight.dim() != 4:
+        raise ValueError("x must be (B, C_in, H, W) and weight (C_out, C_in/groups, k, k)")
+    if weight.dtype != torch.int64:
+        raise TypeError(f"weight must be an int64 tensor, not {weight.dtype}")
+    c_in, c_out, k = x.shape[1], weight.shape[0], weight.shape[2]
+    if weight.shape[3] != k:
+        raise ValueError(f"kernel must be square, not {tuple(weight.shape[2:])}")
+    if groups < 1 or c_in % groups or c_out % groups or weight.shape[1] != c_in // groups:
+        raise ValueError(f"groups={groups} does not fit C_in={c_in}, C_out={c_out}, "
+                         f"weight {tuple(weight.shape)}")
+    if stride < 1 or padding < 0:
+        raise ValueError(f"stride must be >= 1 and padding >= 0, not {stride}, {padding}")
+    if k > min(x.shape[2], x.shape[3]) + 2 * padding:
+        raise ValueError(f"kernel {k} is larger than the padded input {tuple(x.shape[2:])}")
+    out = None
+    for plane, scale in bit_planes(x, input_bits, input_signed):
+        part = _binary_conv(plane, weight, stride, padding, groups)
+        # shift (and negate for the signed top plane): scale is a power of two
+        shift = abs(scale).bit_length() - 1
+        part = part << shift
+        part = -part if scale < 0 else part
+        out = part if out is None else out + part
+    if bias is not None:
+        out = out + bias.to(torch.int64).view(1, -1, 1, 1)
+    return out if acc_bits is None else saturate(out, acc_bits)
+
+
+def linear_int(x, weight, bias=None, *, acc_bits=None, input_bits=1, input_signed=False):
+    """Integer linear layer (a 1×1 convolution per token), same semantics as :func:`conv2d_int`.
+
+    ``x`` is int64 (..., C_in), ``weight`` int64 (C_out, C_in), ``bias`` (C_out,) or None;
+    returns int64 (..., C_out).
+    """
+    if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"x (..., {x.shape[-1]}) does not fit weight {tuple(weight.shape)}")
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1], 1, 1)
+    out = conv2d_int(flat, weight.view(*weight.shape, 1, 1), bias, acc_bits=acc_bits,
+                     input_bits=input_bits, input_signed=input_signed)
+    return out.reshape(*lead, weight.shape[0])

@@ -1,0 +1,113 @@
+"""Synaptic-operation counting, and the event list the spike encoder produces (golden of
+``hdl.encoder``).
+
+Definitions (``shared/DESIGN.md``)
+    event
+        One (output position, set input bit) pair: a nonzero spike inside an output's receptive
+        field. A ``B``-bit input counts one event per set bit of its two's-complement pattern (the
+        engine runs bit-plane by bit-plane). For a linear layer every token is one output
+        position, so events are the set bits of the input.
+    SOP
+        One weight accumulate triggered by an event: ``events * C_out / groups``.
+    dense MAC
+        The dense-equivalent multiply-accumulates of the same layer: every input value times every
+        weight it meets, ``outputs * C_out * C_in / groups * k * k`` (multi-bit inputs count once).
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["OpCount", "popcount", "conv2d_sops", "linear_sops", "spike_events"]
+
+
+@dataclass(frozen=True)
+class OpCount:
+    """Counts of one layer: ``events`` (see module doc), ``sops`` and ``dense_macs``."""
+    events: int
+    sops: int
+    dense_macs: int
+
+    def __add__(self, other):
+        return OpCount(self.events + other.events, self.sops + other.sops,
+                       self.dense_macs + other.dense_macs)
+
+
+def popcount(x, input_bits=1):
+    """Set bits of each value's ``input_bits``-bit two's-complement pattern (int64 tensor)."""
+    raw = torch.as_tensor(x, dtype=torch.int64) & ((1 << input_bits) - 1)
+    count = torch.zeros_like(raw)
+    for b in range(input_bits):
+        count += (raw >> b) & 1
+    return count
+
+
+def conv2d_sops(x, weight_shape, *, stride=1, padding=0, groups=1, input_bits=1):
+    """Events, SOPs and dense MACs of ``conv2d_int(x, weight)`` for ``weight`` of ``weight_shape``
+    ``(C_out, C_in / groups, k, k)`` on ``x`` (B, C_in, H, W)."""
+    c_out, c_per_group, k, _ = weight_shape
+    batch, c_in = x.shape[0], x.shape[1]
+    if c_in != c_per_group * groups:
+        raise ValueError(f"weight shape {tuple(weight_shape)} does not fit C_in={c_in}, "
+                         f"groups={groups}")
+    bits = torch.nn.functional.pad(popcount(x, input_bits), (padding,) * 4)
+    windows = bits.unfold(2, k, stride).unfold(3, k, stride)   # (B, C_in, Ho, Wo, k, k)
+    h_out, w_out = windows.shape[2], windows.shape[3]
+    events = int(windows.sum())
+    return OpCount(events=events, sops=events * (c_out // groups),
+                   dense_macs=batch * h_out * w_out * c_out * c_per_group * k * k)
+
+
+def linear_sops(x, weight_shape, *, input_bits=1):
+    """Events, SOPs and dense MACs of ``linear_int(x, weight)`` for ``weight`` (C_out, C_in)."""
+    c_out, c_in = weight_shape
+    if x.shape[-1] != c_in:
+        raise ValueError(f"x (..., {x.shape[-1]}) does not fit weight shape {tuple(weight_shape)}")
+    events = int(popcount(x, input_bits).sum())
+    tokens = x.numel() // c_in
+    return OpCount(events=events, sops=events * c_out, dense_macs=tokens * c_in * c_out)
+
+
+def spike_events(words, *, width, channels, planes=1, count=1, chunk=1):
+    """The beats :class:`~spikeforge.hdl.encoder.SpikeEncoder` emits for a stream of spike words.
+
+    Parameters
+    ----------
+    words : list of (int, bool)
+        ``(word, last)`` in stream order; a token is ``planes * ceil(channels / width)`` words,
+        plane-major (``pack_words`` of each plane, only the token's final word marked ``last``).
+    width, channels, planes : int
+        Bits per word, channels per plane, bit-planes per token.
+    count : int
+        Items per output beat.
+    chunk : int
+        Bits per item: ``1`` gives one item per set bit, ``chunk > 1`` one item per nonzero
+        ``chunk``-bit slice of the word (its ``mask``).
+
+    Returns
+    -------
+    list of ``(items, plane, last)`` where ``items`` is a tuple of ``(addr, mask)``, at most
+    ``count`` of them, in increasing ``addr``. ``addr`` counts items within the plane: bit
+    ``i`` of the plane's word ``w`` is item ``(w * width + i) // chunk``. Bits of channels
+    ``>= channels`` are ignored. A word's items fill ``ceil(n / count)`` beats; a token whose last
+    word has no item ends with one beat with no item (so every token ends with a ``last`` beat).
+    """
+    per_plane = -(-channels // width)
+    beats = []
+    index = 0
+    for word, last in words:
+        plane, w = divmod(index, per_plane)
+        valid_bits = min(width, channels - w * width)
+        word &= (1 << valid_bits) - 1
+        items = []
+        for slot in range(width // chunk):
+            mask = (word >> (slot * chunk)) & ((1 << chunk) - 1)
+            if mask:
+                items.append(((w * width) // chunk + slot, mask))
+        groups = [tuple(items[i:i + count]) for i in range(0, len(items), count)]
+        if last and not groups:
+            groups = [()]
+        for n, group in enumerate(groups):
+            beats.append((group, plane % planes, bool(last) and n == len(groups) - 1))
+        index = 0 if last else index + 1
+    return beats

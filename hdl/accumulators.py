@@ -1,0 +1,252 @@
+"""The adder array of the spike-accumulate engine: P lanes that add one weight row per cycle into
+a ping-pong partial-sum memory, and drain finished tokens as lane beats."""
+
+from amaranth.hdl import Module, Signal, Const, Cat, Mux, signed, unsigned
+from amaranth.lib import wiring, stream, data
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .layouts import lane_beat
+from .params import check_int
+
+__all__ = ["SpikeAccumulator", "accumulate_op", "weight_load", "saturate_value", "group_bits"]
+
+
+def group_bits(groups):
+    """Address bits of a lane group: a weight row's address is ``row << group_bits | group``, so
+    a group index is concatenated, never multiplied."""
+    return (groups - 1).bit_length()
+
+
+def accumulate_op(*, rows, groups, lanes, planes):
+    """One accumulate operation (an event, or a token's empty closing op).
+
+    Fields
+    ------
+    row : logical weight row (input channel, or kernel tap × C_in + channel, or tap)
+    group : lane group to add into (ignored when ``expand``)
+    mask : lanes that add (all ones for an expanded event)
+    plane : bit-plane: the row is added shifted left by ``plane`` (subtracted for the signed top
+        plane)
+    expand : add the row into every group ``0 .. groups-1``, one group per cycle
+    null : add nothing (a token with no event still needs its ``last`` op)
+    last : the token's final op; the token's sums are complete once it retires
+    """
+    return data.StructLayout({
+        "row": unsigned(max(1, (rows - 1).bit_length())),
+        "group": unsigned(max(1, group_bits(groups))),
+        "mask": unsigned(lanes),
+        "plane": unsigned(max(1, (planes - 1).bit_length())),
+        "expand": 1,
+        "null": 1,
+        "last": 1,
+    })
+
+
+def weight_load(*, rows, groups, lanes, value_bits):
+    """One beat of the load port: a weight row (``bias = 0``, ``addr = row << group_bits |
+    group``) or a bias row (``bias = 1``, ``addr = group``), ``lanes`` signed values."""
+    addr_bits = max(1, ((rows - 1) << group_bits(groups) | (groups - 1)).bit_length(),
+                    group_bits(groups))
+    return data.StructLayout({
+        "addr": unsigned(addr_bits),
+        "bias": 1,
+        "data": data.ArrayLayout(signed(value_bits), lanes),
+    })
+
+
+def saturate_value(value, bits):
+    """``value`` clamped to the ``bits``-bit signed range (combinational, no wrap)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if len(value) <= bits:
+        return value
+    return Mux(value > hi, Const(hi, signed(bits)), Mux(value < lo, Const(lo, signed(bits)), value))
+
+
+class SpikeAccumulator(wiring.Component):
+    """P adder lanes over a ping-pong partial-sum memory.
+
+    Each cycle takes (at most) one accumulate op: reads one ``lanes``-wide weight row and adds
+    it, masked by ``op.mask``, shifted left by ``op.plane`` and negated for the signed top plane,
+    into the partial sums of one lane group. An ``expand`` op stays for ``groups`` cycles and adds
+    rows ``row << group_bits | g`` into groups ``g = 0 .. groups-1``. The first add into a group
+    of a token starts from the group's bias (a per-group *touched* flag, so there is no clearing
+    pass). When a token's ``last`` op retires, its bank of partial sums is drained as ``groups``
+    lane beats (saturated once to ``acc_bits``; lanes past ``channels`` are 0) while the next token
+    accumulates into the other bank; a third token waits until the first is drained.
+
+    Partial sums are ``sum_bits`` wide; the caller sizes them so that no partial sum can overflow
+    (:func:`spikeforge.golden.conv.accumulator_bits`), which makes the result independent of the
+    event order and equal to :func:`spikeforge.golden.conv.conv2d_int`.
+
+    Parameters
+    ----------
+    lanes : int
+        Adder lanes (P).
+    channels : int
+        Output channels (C_out); ``groups = ceil(channels / lanes)``.
+    rows : int
+        Logical weight rows.
+    planes : int
+        Bit-planes of the input.
+    input_signed : bool
+        Inputs are two's complement: the top plane is subtracted.
+    weight_bits, bias_bits, sum_bits, acc_bits : int
+        Signed widths of weights, biases, partial sums and output values.
+    weights : dict or None
+        Initial weight memory: ``{address: [lanes values]}``.
+    bias : list or None
+        Initial bias memory: one list of ``lanes`` values per group.
+
+    Members
+    -------
+    ops : In(stream.Signature(accumulate_op(...)))
+    load : In(stream.Signature(weight_load(...)))
+        Writes a weight or bias row; always ready. Load only while no token is in flight.
+    o : Out(stream.Signature(lane_beat(lanes, signed(acc_bits), groups)))
+    """
+
+    def __init__(self, *, lanes, channels, rows, planes=1, input_signed=False, weight_bits=8,
+                 bias_bits=16, sum_bits=24, acc_bits=16, weights=None, bias=None):
+        self._lanes = check_int("lanes", lanes, min=1)
+        self._channels = check_int("channels", channels, min=1)
+        self._rows = check_int("rows", rows, min=1)
+        self._planes = check_int("planes", planes, min=1)
+        if not isinstance(input_signed, bool):
+            raise TypeError(f"input_signed must be a bool, not {input_signed!r}")
+        self._signed = input_signed
+        self._weight_bits = check_int("weight_bits", weight_bits, min=2)
+        self._bias_bits = check_int("bias_bits", bias_bits, min=2)
+        self._sum_bits = check_int("sum_bits", sum_bits, min=max(bias_bits, weight_bits))
+        self._acc_bits = check_int("acc_bits", acc_bits, min=2)
+        self._groups = -(-channels // lanes)
+        self._weights = dict(weights or {})
+        self._bias = list(bias) if bias is not None else None
+        super().__init__({
+            "ops": In(stream.Signature(accumulate_op(rows=rows, groups=self._groups,
+                                                     lanes=lanes, planes=planes))),
+            "load": In(stream.Signature(weight_load(rows=rows, groups=self._groups, lanes=lanes,
+                                                    value_bits=max(weight_bits, bias_bits)))),
+            "o": Out(stream.Signature(lane_beat(lanes=lanes, shape=signed(acc_bits),
+                                                groups=self._groups))),
+        })
+
+    groups = property(lambda self: self._groups)
+    lanes = property(lambda self: self._lanes)
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, groups, gbits = self._lanes, self._groups, group_bits(self._groups)
+
+        def address(group, high):
+            return Cat(group[:gbits], high) if gbits else high
+
+        depth = self._rows << gbits
+        init = [self._weights.get(a, [0] * lanes) for a in range(depth)]
+        m.submodules.weights = weights = Memory(
+            shape=data.ArrayLayout(signed(self._weight_bits), lanes), depth=depth, init=init)
+        m.submodules.bias = bias = Memory(
+            shape=data.ArrayLayout(signed(self._bias_bits), lanes), depth=groups,
+            init=self._bias or [])
+        m.submodules.psum = psum = Memory(
+            shape=data.ArrayLayout(signed(self._sum_bits), lanes), depth=2 << gbits, init=[])
+        w_read = weights.read_port()
+        w_load = weights.write_port()
+        b_load = bias.write_port()
+        b_acc = bias.read_port(domain="comb")
+        b_drain = bias.read_port(domain="comb")
+        p_acc = psum.read_port(domain="comb")
+        p_write = psum.write_port()
+        p_drain = psum.read_port(domain="comb")
+
+        # touched[bank, group]: the group's partial sums hold this token's adds (else: its bias).
+        touched = Signal(2 << gbits)
+        # full[bank]: the bank holds a finished token waiting to drain.
+        full = Signal(2)
+
+        # --- load port
+        load = self.load.payload
+        m.d.comb += [
+            self.load.ready.eq(1),
+            w_load.addr.eq(load.addr),
+            b_load.addr.eq(load.addr),
+            w_load.en.eq(self.load.valid & ~load.bias),
+            b_load.en.eq(self.load.valid & load.bias),
+        ]
+        for j in range(lanes):
+            m.d.comb += [w_load.data[j].eq(load.data[j]), b_load.data[j].eq(load.data[j])]
+
+        # --- stage 0: issue one weight-row read per cycle into the current bank
+        op = self.ops.payload
+        bank = Signal()
+        step = Signal(range(groups))
+        room = ~full.bit_select(bank, 1)
+        issue = self.ops.valid & room
+        group = Mux(op.expand, step, op.group)
+        final = op.null | ~op.expand | (step == groups - 1)
+        m.d.comb += [
+            w_read.addr.eq(address(group, op.row)),
+            w_read.en.eq(issue),
+            self.ops.ready.eq(room & final),
+        ]
+        s1 = Signal(data.StructLayout({
+            "valid": 1, "null": 1, "last": 1, "bank": 1, "group": unsigned(max(1, gbits)),
+            "mask": unsigned(lanes), "plane": op.plane.shape(),
+        }))
+        m.d.sync += s1.valid.eq(issue)
+        with m.If(issue):
+            m.d.sync += [
+                s1.null.eq(op.null), s1.last.eq(op.last & final), s1.bank.eq(bank),
+                s1.group.eq(group),
+                s1.mask.eq(Mux(op.expand, Const((1 << lanes) - 1, lanes), op.mask)),
+                s1.plane.eq(op.plane),
+            ]
+            with m.If(op.expand & ~op.null):
+                m.d.sync += step.eq(Mux(step == groups - 1, 0, step + 1))
+            with m.If(final & op.last):
+                m.d.sync += bank.eq(~bank)
+
+        # --- stage 1: add the (shifted, masked, signed) row into the partial sums
+        slot = address(s1.group, s1.bank)
+        first = ~touched.bit_select(slot, 1)
+        negate = (s1.plane == self._planes - 1) if self._signed else Const(0)
+        m.d.comb += [p_acc.addr.eq(slot), b_acc.addr.eq(s1.group), p_write.addr.eq(slot)]
+        for j in range(lanes):
+            shifted = w_read.data[j] << s1.plane
+            addend = Mux(s1.mask[j], Mux(negate, -shifted, shifted), 0)
+            old = Mux(first, b_acc.data[j], p_acc.data[j])
+            m.d.comb += p_write.data[j].eq(old + addend)
+        with m.If(s1.valid & ~s1.null):
+            m.d.comb += p_write.en.eq(1)
+            m.d.sync += touched.bit_select(slot, 1).eq(1)
+        with m.If(s1.valid & s1.last):
+            m.d.sync += full.bit_select(s1.bank, 1).eq(1)
+
+        # --- drain: the oldest full bank, one group per beat, saturated once
+        d_bank = Signal()
+        d_group = Signal(range(groups))
+        d_slot = address(d_group, d_bank)
+        d_first = ~touched.bit_select(d_slot, 1)
+        m.d.comb += [p_drain.addr.eq(d_slot), b_drain.addr.eq(d_group)]
+        out = self.o.payload
+        tail = self._channels - (groups - 1) * lanes
+        for j in range(lanes):
+            value = saturate_value(Mux(d_first, b_drain.data[j], p_drain.data[j]),
+                                   self._acc_bits)
+            if j >= tail:
+                value = Mux(d_group == groups - 1, 0, value)
+            m.d.comb += out.data[j].eq(value)
+        m.d.comb += [
+            self.o.valid.eq(full.bit_select(d_bank, 1)),
+            out.group.eq(d_group),
+            out.first.eq(d_group == 0),
+            out.last.eq(d_group == groups - 1),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += touched.bit_select(d_slot, 1).eq(0)
+            with m.If(d_group == groups - 1):
+                m.d.sync += [d_group.eq(0), d_bank.eq(~d_bank),
+                             full.bit_select(d_bank, 1).eq(0)]
+            with m.Else():
+                m.d.sync += d_group.eq(d_group + 1)
+        return m

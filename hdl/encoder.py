@@ -1,0 +1,198 @@
+"""Spike encoder (zero skipping): packed spike words → the addresses of their nonzero spikes."""
+
+from amaranth.hdl import Module, Signal, Const, Cat, Mux, unsigned
+from amaranth.lib import wiring, stream, data
+from amaranth.lib.wiring import In, Out
+
+from .layouts import spike_word
+from .params import check_int
+
+__all__ = ["SpikeEncoder", "encoder_input", "encoder_output", "lowest_set", "one_hot_index"]
+
+
+def encoder_input(*, width, tag_width=0):
+    """Input beat: :func:`~.layouts.spike_word`, plus a ``tag`` copied to the word's events when
+    ``tag_width > 0`` (a producer's per-word context, such as a kernel tap)."""
+    if not tag_width:
+        return spike_word(width=width)
+    return data.StructLayout({"data": unsigned(width), "last": 1, "tag": unsigned(tag_width)})
+
+
+def encoder_output(*, count, addr_range, chunk, planes, tag_width=0):
+    """Output beat: ``count`` item slots (``addr``, ``mask`` when ``chunk > 1``), ``valid``
+    (bit ``s`` set if slot ``s`` holds an item; 0 in a token's empty closing beat), ``plane``,
+    ``last`` (the token's final beat) and ``tag``."""
+    fields = {
+        "addr": data.ArrayLayout(unsigned(max(1, (addr_range - 1).bit_length())), count),
+        "valid": unsigned(count),
+        "plane": unsigned(max(1, (planes - 1).bit_length())),
+        "last": 1,
+    }
+    if chunk > 1:
+        fields["mask"] = data.ArrayLayout(unsigned(chunk), count)
+    if tag_width:
+        fields["tag"] = unsigned(tag_width)
+    return data.StructLayout(fields)
+
+
+def lowest_set(value):
+    """One-hot of the lowest set bit of ``value`` (0 if none); combinational."""
+    return (value & (~value + 1))[:len(value)]
+
+
+def one_hot_index(one_hot):
+    """Index of the set bit of a one-hot value (an OR tree, no priority chain)."""
+    n = len(one_hot)
+    bits = max(1, (n - 1).bit_length())
+    return Cat(*[Cat(*[one_hot[i] for i in range(n) if (i >> k) & 1]).any()
+                 if any((i >> k) & 1 for i in range(n)) else Const(0, 1)
+                 for k in range(bits)])
+
+
+class SpikeEncoder(wiring.Component):
+    """Turns spike words into the addresses of their nonzero items, ``count`` per cycle.
+
+    A token is ``planes * ceil(channels / width)`` words (plane-major, the packer's word format
+    for each plane; ``last`` on the token's final word). An *item* is one bit (``chunk = 1``) or
+    one ``chunk``-bit slice of a word (``chunk > 1``: the engine's depthwise mode, where a slice is
+    one lane group). Each nonzero item is emitted once, in increasing address order, ``count``
+    items per beat; ``addr`` is the item's index within its plane (``(w * width + bit) // chunk``
+    for bit ``bit`` of the plane's word ``w``) and ``mask`` the slice's bits. Bits of channels
+    ``>= channels`` are ignored.
+
+    Work is proportional to the spikes: a word with ``n`` nonzero items takes ``ceil(n / count)``
+    cycles, an all-zero word one cycle, and the next word is taken in the cycle the current one
+    is finished. A token whose last word has no item closes with one empty beat (``valid == 0``,
+    ``last`` set), so every token ends with exactly one ``last`` beat.
+    Golden function: :func:`spikeforge.golden.sops.spike_events`.
+
+    Parameters
+    ----------
+    width : int
+        Bits per spike word; a multiple of ``chunk``.
+    channels : int
+        Channels per plane.
+    planes : int
+        Bit-planes per token (``input_bits`` of a multi-bit input).
+    count : int
+        Items per output beat, at most ``width // chunk``.
+    chunk : int
+        Bits per item.
+    tag_width : int
+        Width of a per-word tag copied to the word's beats (0: none, the input is a plain
+        :func:`~.layouts.spike_word`).
+
+    Members
+    -------
+    i : In(stream.Signature(encoder_input(width, tag_width)))
+    o : Out(stream.Signature(encoder_output(count, addr_range, chunk, planes, tag_width)))
+    """
+
+    def __init__(self, *, width, channels, planes=1, count=1, chunk=1, tag_width=0):
+        self._width = check_int("width", width, min=1)
+        self._channels = check_int("channels", channels, min=1)
+        self._planes = check_int("planes", planes, min=1)
+        self._chunk = check_int("chunk", chunk, min=1)
+        if width % chunk:
+            raise ValueError(f"width must be a multiple of chunk ({chunk}), not {width!r}")
+        self._count = check_int("count", count, min=1, max=width // chunk)
+        self._tag_width = check_int("tag_width", tag_width, min=0)
+        self._per_plane = -(-channels // width)
+        self._items = width // chunk
+        addr_range = self._per_plane * self._items
+        super().__init__({
+            "i": In(stream.Signature(encoder_input(width=width, tag_width=tag_width))),
+            "o": Out(stream.Signature(encoder_output(
+                count=count, addr_range=addr_range, chunk=chunk, planes=planes,
+                tag_width=tag_width))),
+        })
+
+    width = property(lambda self: self._width)
+    channels = property(lambda self: self._channels)
+    planes = property(lambda self: self._planes)
+    count = property(lambda self: self._count)
+    chunk = property(lambda self: self._chunk)
+
+    def elaborate(self, platform):
+        m = Module()
+        width, chunk, items = self._width, self._chunk, self._items
+        addr_shape = self.o.payload.addr.shape().elem_shape
+        plane_shape = self.o.payload.plane.shape()
+
+        # Position of the next input word within its token.
+        in_word = Signal(range(self._per_plane))
+        in_base = Signal(addr_shape)
+        in_plane = Signal(plane_shape)
+        tail_bits = self._channels - (self._per_plane - 1) * width
+        channel_mask = Mux(in_word == self._per_plane - 1,
+                           Const((1 << tail_bits) - 1, width), Const((1 << width) - 1, width))
+
+        # The word being encoded and its still-pending nonzero items.
+        loaded = Signal()
+        word = Signal(width)
+        pending = Signal(items)
+        base = Signal(addr_shape)
+        plane = Signal(plane_shape)
+        last = Signal()
+        tag = Signal(max(1, self._tag_width))
+
+        # Take the lowest `count` pending items.
+        left = pending
+        for s in range(self._count):
+            low = Signal(items, name=f"low{s}")
+            index = Signal(range(items), name=f"index{s}")
+            m.d.comb += [low.eq(lowest_set(left)), index.eq(one_hot_index(low))]
+            m.d.comb += [
+                self.o.payload.addr[s].eq(base + index),
+                self.o.payload.valid[s].eq(low.any()),
+            ]
+            if chunk > 1:
+                # AND-OR with the one-hot select (a variable word_select would multiply).
+                m.d.comb += self.o.payload.mask[s].eq(Cat(*[
+                    Cat(*[word[j * chunk + b] & low[j] for j in range(items)]).any()
+                    for b in range(chunk)]))
+            left = left & ~low
+        remaining = Signal(items)
+        m.d.comb += remaining.eq(left)
+        done = ~remaining.any()
+
+        m.d.comb += [
+            self.o.payload.plane.eq(plane),
+            self.o.payload.last.eq(last & done),
+            self.o.valid.eq(loaded & (pending.any() | last)),
+        ]
+        if self._tag_width:
+            m.d.comb += self.o.payload.tag.eq(tag)
+
+        # The register frees when empty, when it holds a zero non-last word, or when the beat
+        # leaving now takes its last items.
+        free = ~loaded | ~self.o.valid | (self.o.ready & done)
+        m.d.comb += self.i.ready.eq(free)
+
+        with m.If(self.o.valid & self.o.ready & ~done):
+            m.d.sync += pending.eq(remaining)
+
+        with m.If(self.i.valid & self.i.ready):
+            masked = self.i.payload.data & channel_mask
+            m.d.sync += [
+                loaded.eq(1),
+                word.eq(masked),
+                pending.eq(Cat(*[masked[j * chunk:(j + 1) * chunk].any()
+                                 for j in range(items)])),
+                base.eq(in_base),
+                plane.eq(in_plane),
+                last.eq(self.i.payload.last),
+            ]
+            if self._tag_width:
+                m.d.sync += tag.eq(self.i.payload.tag)
+            with m.If(self.i.payload.last):
+                m.d.sync += [in_word.eq(0), in_base.eq(0), in_plane.eq(0)]
+            with m.Elif(in_word == self._per_plane - 1):
+                # A conv window holds many tokens' worth of planes: wrap at `planes`.
+                m.d.sync += [in_word.eq(0), in_base.eq(0),
+                             in_plane.eq(Mux(in_plane == self._planes - 1, 0, in_plane + 1))]
+            with m.Else():
+                m.d.sync += [in_word.eq(in_word + 1), in_base.eq(in_base + items)]
+        with m.Elif(free):
+            m.d.sync += loaded.eq(0)
+        return m

@@ -1,0 +1,279 @@
+"""LIF neuron array: P lanes time-shared by N neurons whose membranes live in a memory."""
+
+from amaranth.hdl import Module, Signal, Mux, Const, signed, unsigned
+from amaranth.lib import wiring, stream, data
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .layouts import lane_beat
+from .params import check_int, check_choice
+
+__all__ = ["LIFArray", "threshold_row", "saturate"]
+
+RESETS = ("hard", "soft")
+
+
+def threshold_row(*, lanes, width, groups):
+    """Layout of one threshold-table write: the ``lanes`` thresholds of channel group ``group``.
+
+    Fields
+    ------
+    data : ArrayLayout(unsigned(width), lanes), threshold of channel ``group * lanes + lane``
+    group : unsigned, the row written
+    """
+    check_int("lanes", lanes, min=1)
+    check_int("width", width, min=1)
+    check_int("groups", groups, min=1)
+    return data.StructLayout({
+        "data": data.ArrayLayout(unsigned(width), lanes),
+        "group": unsigned(max(1, (groups - 1).bit_length())),
+    })
+
+
+def saturate(value, width):
+    """``value`` clamped to the range of ``signed(width)`` (a combinational expression whose
+    low ``width`` bits are the saturated result)."""
+    low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return Mux(value > high, high, Mux(value < low, low, value))
+
+
+class LIFArray(wiring.Component):
+    """Integer LIF neurons with fixed-point membranes in memory, ``lanes`` updates per cycle.
+
+    A sample is ``steps`` time steps of ``neurons / lanes`` beats each. Beat ``b`` of a time step
+    (counted from the first beat after reset, whatever the ``first``/``last`` fields say) updates
+    neurons ``b * lanes ... b * lanes + lanes - 1``, whose membranes are row ``b`` of the membrane
+    memory. For a layer of ``tokens x channels`` neurons the beats are tokens in order, channel
+    groups in order (:func:`spikeforge.golden.lif.to_lane_order`), so
+    ``neurons = tokens * groups * lanes``. After ``steps`` time steps the next sample begins:
+    membranes read as 0 during its step 0, so no clearing pass is needed.
+
+    Each lane computes, with ``F = frac_bits``, ``k = tau_log2`` and ``theta`` the threshold of
+    the beat's channel (row ``group`` of the threshold table, lane ``l``)::
+
+        H = sat(V + (((X << F) - V) >> k))      # >>: arithmetic (floor); sat: to membrane_width
+        S = H >= theta << F
+        V = 0 (hard) or H - (theta << F) (soft) if S else H
+
+    exactly :func:`spikeforge.golden.lif.lif_int` with ``threshold`` the per-channel table,
+    ``membrane_bits=membrane_width``. ``group``, ``first`` and ``last`` pass through to the spike
+    beat. Thresholds are non-negative; they come from ``thresholds`` at configuration and can be
+    rewritten a row at a time through ``thr`` (a write affects beats accepted after it; load
+    between samples).
+
+    Pipeline: accept and read (membrane row, threshold row) → compute ``H`` → compare, reset,
+    write back and register the spikes. One beat per cycle when no stream stalls (``lanes``
+    neuron updates per cycle), latency 3 cycles. A read of a row still being written is
+    forwarded: the membrane read port is transparent when ``neurons / lanes <= 2``, and when it is
+    1 the computed ``H`` takes the membrane that the compare stage is writing that very cycle.
+
+    Parameters
+    ----------
+    lanes : int
+        P, neuron updates per beat.
+    neurons : int
+        N, neurons served (membrane memory rows = N / P); a multiple of ``lanes * groups``.
+    steps : int
+        T, time steps per sample.
+    groups : int
+        Channel groups per token (threshold table rows; sizes the ``group`` field).
+    current_width : int
+        Signed width of an input current.
+    frac_bits : int
+        F, fractional membrane bits (``F >= tau_log2 * steps`` makes it equal the float LIF).
+    tau_log2 : int
+        k, with ``tau = 2**k``.
+    reset : "hard" or "soft"
+    membrane_width : int or None
+        Signed membrane width; default ``current_width + frac_bits``, which never saturates.
+    threshold_width : int
+        Unsigned threshold width.
+    thresholds : None, int, or sequence of int
+        Initial threshold table: one value for the layer, or ``groups * lanes`` values in channel
+        order; default 0.
+
+    Members
+    -------
+    i : In(stream.Signature(lane_beat(lanes=P, shape=signed(current_width), groups=G)))
+        Input currents.
+    o : Out(stream.Signature(lane_beat(lanes=P, shape=1, groups=G)))
+        Spikes, one beat per input beat, in order.
+    thr : In(stream.Signature(threshold_row(lanes=P, width=threshold_width, groups=G)))
+        Threshold-table writes; always ready.
+    """
+
+    def __init__(self, *, lanes, neurons, steps, current_width, frac_bits, groups=1, tau_log2=1,
+                 reset="hard", membrane_width=None, threshold_width=8, thresholds=None):
+        self._lanes = check_int("lanes", lanes, min=1)
+        self._groups = check_int("groups", groups, min=1)
+        self._neurons = check_int("neurons", neurons, min=lanes * groups)
+        if neurons % (lanes * groups):
+            raise ValueError(f"neurons must be a multiple of lanes * groups ({lanes * groups}), "
+                             f"not {neurons!r}")
+        self._steps = check_int("steps", steps, min=1)
+        self._current_width = check_int("current_width", current_width, min=2, max=64)
+        self._frac_bits = check_int("frac_bits", frac_bits, min=0, max=64)
+        self._tau_log2 = check_int("tau_log2", tau_log2, min=1, max=16)
+        self._reset = check_choice("reset", reset, RESETS)
+        if membrane_width is None:
+            membrane_width = current_width + frac_bits
+        self._membrane_width = check_int("membrane_width", membrane_width, min=2, max=128)
+        self._threshold_width = check_int("threshold_width", threshold_width, min=1, max=64)
+        self._thresholds = self._threshold_table(thresholds)
+        super().__init__({
+            "i": In(stream.Signature(
+                lane_beat(lanes=lanes, shape=signed(current_width), groups=groups))),
+            "o": Out(stream.Signature(lane_beat(lanes=lanes, shape=1, groups=groups))),
+            "thr": In(stream.Signature(
+                threshold_row(lanes=lanes, width=threshold_width, groups=groups))),
+        })
+
+    def _threshold_table(self, thresholds):
+        count = self._groups * self._lanes
+        if thresholds is None:
+            thresholds = 0
+        if isinstance(thresholds, int) and not isinstance(thresholds, bool):
+            thresholds = [thresholds] * count
+        if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__len__") \
+                or len(thresholds) != count:
+            raise TypeError(f"thresholds must be None, an int or {count} ints "
+                            f"(groups * lanes), not {thresholds!r:.60}")
+        top = (1 << self._threshold_width) - 1
+        for value in thresholds:
+            check_int("thresholds", value, min=0, max=top)
+        return [list(thresholds[g * self._lanes:(g + 1) * self._lanes])
+                for g in range(self._groups)]
+
+    lanes = property(lambda self: self._lanes)
+    neurons = property(lambda self: self._neurons)
+    steps = property(lambda self: self._steps)
+    groups = property(lambda self: self._groups)
+    current_width = property(lambda self: self._current_width)
+    frac_bits = property(lambda self: self._frac_bits)
+    tau_log2 = property(lambda self: self._tau_log2)
+    reset = property(lambda self: self._reset)
+    membrane_width = property(lambda self: self._membrane_width)
+    threshold_width = property(lambda self: self._threshold_width)
+    #: Initial threshold table, ``groups`` rows of ``lanes`` values.
+    thresholds = property(lambda self: [list(row) for row in self._thresholds])
+    #: Membrane memory rows: beats per time step.
+    beats_per_step = property(lambda self: self._neurons // self._lanes)
+    #: Cycles from an accepted beat to its spike beat being valid.
+    latency = 3
+
+    @staticmethod
+    def _fires(membrane, threshold):
+        """The firing condition: ``>=``, as spikingjelly's Heaviside step at 0."""
+        return membrane >= threshold
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, rows = self._lanes, self.beats_per_step
+        frac, mw = self._frac_bits, self._membrane_width
+        membrane_row = data.ArrayLayout(signed(mw), lanes)
+        threshold_layout = data.ArrayLayout(unsigned(self._threshold_width), lanes)
+
+        m.submodules.membranes = membranes = Memory(shape=membrane_row, depth=rows, init=[])
+        mem_wr = membranes.write_port()
+        mem_rd = membranes.read_port(transparent_for=(mem_wr,) if rows <= 2 else ())
+        m.submodules.thresholds = thresholds = Memory(
+            shape=threshold_layout, depth=self._groups, init=self._thresholds)
+        thr_wr = thresholds.write_port()
+        thr_rd = thresholds.read_port()
+
+        m.d.comb += [
+            self.thr.ready.eq(1),
+            thr_wr.en.eq(self.thr.valid),
+            thr_wr.addr.eq(self.thr.payload.group),
+            thr_wr.data.eq(self.thr.payload.data),
+        ]
+
+        # Handshake: a stage takes a beat when it is empty or hands its own on this cycle.
+        b_valid, c_valid = Signal(), Signal()
+        o_free = ~self.o.valid | self.o.ready
+        c_moves = c_valid & o_free
+        c_free = ~c_valid | c_moves
+        b_moves = b_valid & c_free
+        b_free = ~b_valid | b_moves
+        accept = self.i.valid & self.i.ready
+        m.d.comb += self.i.ready.eq(b_free)
+
+        # Position in the sample: membrane row and time step of the next beat.
+        row = Signal(range(rows))
+        step = Signal(range(self._steps))
+        with m.If(accept):
+            m.d.sync += row.eq(Mux(row == rows - 1, 0, row + 1))
+            with m.If(row == rows - 1):
+                m.d.sync += step.eq(Mux(step == self._steps - 1, 0, step + 1))
+
+        # Stage A → B: the memories are read while the beat is taken; their outputs hold while
+        # B waits (the read enables follow B's freedom, and a membrane write, made when C moves,
+        # always finds B free, so a held output is never stale).
+        meta = data.StructLayout({"group": self.i.payload.group.shape(), "first": 1, "last": 1})
+        b_x = Signal(self.i.payload.data.shape())
+        b_meta, c_meta = Signal(meta), Signal(meta)
+        b_fresh = Signal()                  # step 0: the membrane reads as 0
+        b_row, c_row = Signal(range(rows)), Signal(range(rows))
+        m.d.comb += [
+            mem_rd.en.eq(b_free),
+            mem_rd.addr.eq(row),
+            thr_rd.en.eq(b_free),
+            thr_rd.addr.eq(self.i.payload.group),
+        ]
+        with m.If(b_free):
+            m.d.sync += [
+                b_valid.eq(self.i.valid),
+                b_x.eq(self.i.payload.data),
+                b_meta.group.eq(self.i.payload.group),
+                b_meta.first.eq(self.i.payload.first),
+                b_meta.last.eq(self.i.payload.last),
+                b_fresh.eq(step == 0),
+                b_row.eq(row),
+            ]
+
+        # Stage C's results, needed by B when one membrane row serves every beat.
+        c_h = Signal(membrane_row)
+        c_theta = Signal(threshold_layout)
+        spikes = Signal(lanes)
+        v_next = Signal(membrane_row)
+        for lane in range(lanes):
+            h = c_h[lane]
+            theta = c_theta[lane] << frac
+            m.d.comb += spikes[lane].eq(self._fires(h, theta))
+            # Soft reset needs no clamp: it happens only when h >= theta >= 0.
+            after = 0 if self._reset == "hard" else h - theta
+            m.d.comb += v_next[lane].eq(Mux(spikes[lane], after, h))
+
+        # Stage B → C: H = sat(V + (((X << F) - V) >> k)).
+        h_next = Signal(membrane_row)
+        for lane in range(lanes):
+            stored = mem_rd.data[lane]
+            if rows == 1:
+                stored = Mux(c_valid, v_next[lane], stored)
+            v = Mux(b_fresh, 0, stored)
+            leak = ((b_x[lane] << frac) - v) >> self._tau_log2
+            m.d.comb += h_next[lane].eq(saturate(v + leak, mw))
+        with m.If(c_free):
+            m.d.sync += [
+                c_valid.eq(b_valid),
+                c_h.eq(h_next),
+                c_theta.eq(thr_rd.data),
+                c_meta.eq(b_meta),
+                c_row.eq(b_row),
+            ]
+
+        # Stage C → output: compare, reset, write the membrane back, register the spikes.
+        m.d.comb += [
+            mem_wr.en.eq(c_moves),
+            mem_wr.addr.eq(c_row),
+            mem_wr.data.eq(v_next),
+        ]
+        with m.If(o_free):
+            m.d.sync += [
+                self.o.valid.eq(c_valid),
+                self.o.payload.data.eq(spikes),
+                self.o.payload.group.eq(c_meta.group),
+                self.o.payload.first.eq(c_meta.first),
+                self.o.payload.last.eq(c_meta.last),
+            ]
+        return m

@@ -1,0 +1,89 @@
+"""``spikeforge run``: evaluate a model file on the digits test split with the float or the golden
+integer backend, with SOPs, firing rates and energy."""
+
+import click
+
+from ..errors import UserError, as_user_error
+from .common import emit, json_option
+
+
+@click.command("run")
+@click.option("--backend", type=click.Choice(["float", "golden"]), default="golden",
+              show_default=True,
+              help="float: the folded float model; golden: the integer model (the RTL's spec).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Model file [default: the shipped golden/models/default.npz].")
+@click.option("--samples", type=int, default=None, help="First N test samples [default: all].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@json_option
+def command(backend, model_path, samples, no_progress, as_json):
+    """Evaluate a model on the digits test split.
+
+    Prints backend, samples, accuracy, SOPs per inference, firing rate per neuron layer and the
+    energy per inference as the seeds count it (0.9 pJ per SOP, 4.6 pJ per MAC, 45 nm; the stem
+    counted as MACs), next to the same network counted as a dense ANN. --json adds per-layer
+    figures under "layers".
+    """
+    from spikeforge.golden.data import load_digits
+    from spikeforge.golden.energy import Counter
+    from spikeforge.golden.integer_model import evaluate
+    from spikeforge.golden.modelfile import load_model
+    from spikeforge.golden.train import evaluate as evaluate_float
+
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples must be at least 1, not {samples}")
+    with as_user_error():
+        model = load_model(model_path)
+    _, test = load_digits()
+    test = test.head(samples)
+    out = {"backend": backend, "model": str(model.path), "arch": model.config.arch,
+           "time_steps": model.time_steps, "samples": len(test)}
+    if not model.spike_driven:
+        if backend == "golden":
+            raise UserError(f"model {model.path} ({model.config.arch}) is float-only: it is not "
+                            "spike-driven and has no integer model; use --backend float")
+        rates = {}
+        out["accuracy"] = evaluate_float(model.float_model(), test, rates=rates)
+        out.update(sops_per_inference=None, firing_rates=rates, energy_uj_snn=None,
+                   energy_uj_ann=None, layers=[])
+    else:
+        counter = Counter()
+        bar = None
+        if not no_progress and not as_json:
+            from tqdm import tqdm
+            bar = tqdm(total=len(test), desc=f"run {backend}", unit="sample", leave=False)
+        try:
+            out["accuracy"] = evaluate(model, test, backend=backend, counter=counter,
+                                       progress=bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        summary = counter.summary()
+        out.update(sops_per_inference=summary["sops_per_inference"],
+                   macs_per_inference=summary["macs_per_inference"],
+                   firing_rates=summary["firing_rates"],
+                   energy_uj_snn=summary["energy_uj_snn"],
+                   energy_uj_ann=summary["energy_uj_ann"], layers=summary["layers"])
+    if as_json:
+        emit(out, True)
+        return
+    click.echo(f"{out['arch']} T={out['time_steps']} backend={backend}: accuracy "
+               f"{100 * out['accuracy']:.2f} % on {out['samples']} test samples")
+    if out["sops_per_inference"] is None:
+        click.echo("float-only model: no SOP/energy figures (not spike-driven)")
+    else:
+        click.echo(f"SOPs/inference {out['sops_per_inference']:.0f}, stem MACs "
+                   f"{out['macs_per_inference']:.0f}; energy {out['energy_uj_snn']:.4f} uJ "
+                   f"(dense ANN {out['energy_uj_ann']:.4f} uJ)")
+    click.echo(f"{'layer':24} {'op':9} {'spikes in':>10} {'SOPs':>10} {'dense':>10} "
+               f"{'rate':>7}")
+    for row in out["layers"]:
+        if row["op"] == "lif":
+            click.echo(f"{row['name']:24} {'lif':9} {'':>10} {'':>10} {'':>10} "
+                       f"{row['firing_rate']:7.4f}")
+        else:
+            click.echo(f"{row['name']:24} {row['op']:9} {row['spikes_in']:10.1f} "
+                       f"{row['sops']:10.0f} {row['dense_ops']:10.0f}")
+    if not out["layers"]:
+        for name, rate in out["firing_rates"].items():
+            click.echo(f"{name:24} {'neuron':9} {'':>10} {'':>10} {'':>10} {rate:7.4f}")

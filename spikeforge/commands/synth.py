@@ -1,0 +1,229 @@
+"""``spikeforge synth``: a unit through Yosys/nextpnr, the resource table, QoR baselines, board
+bitstreams."""
+
+import json
+import sys
+
+import click
+
+from ..errors import UserError, as_user_error
+from .common import json_option, param_option, parse_params, emit
+
+DEVICE_NAMES = ("ecp5-25k", "ecp5-45k", "ecp5-85k", "ice40-up5k")
+BOARD_NAMES = ("ulx3s-85f", "icebreaker")
+# The fields every synthesis result prints first, in this order.
+FIGURES = ("device", "speed_grade", "lut", "ff", "bram", "dsp", "fmax_mhz", "critical_path",
+           "seconds")
+
+
+class _SynthGroup(click.Group):
+    """``spikeforge synth UNIT …`` runs the ``unit`` subcommand; other names are subcommands."""
+
+    def parse_args(self, ctx, args):
+        if not args:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["unit", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("synth", cls=_SynthGroup)
+def command():
+    """Synthesize for ECP5/iCE40 with yowasp Yosys and nextpnr.
+
+    \b
+    spikeforge synth UNIT --device ecp5-85k [--param N=V] [--freq MHZ] [--seed S] [--json]
+    spikeforge synth table        regenerate docs/resources.md (every unit, ECP5-85 and iCE40)
+    spikeforge synth baseline     compare with the stored QoR baselines (--update to store)
+    spikeforge synth sweep UNIT --over lanes=4,8,16   how the figures scale
+    spikeforge synth board --board ulx3s-85f|icebreaker   build a bitstream
+    """
+
+
+def _progress(as_json):
+    if as_json:
+        return None
+    return lambda text: click.echo(f"  {text}", err=True)
+
+
+def _figures(result):
+    data = result.as_dict()
+    data["device"] = result.part
+    data["device_name"] = result.device
+    return {**{key: data[key] for key in FIGURES},
+            **{key: value for key, value in data.items() if key not in FIGURES}}
+
+
+def _synthesize(unit, device, params, freq, seed, cache, log):
+    from spikeforge.synth.flow import synthesize, SynthesisError
+    try:
+        with as_user_error():
+            return synthesize(unit, device=device, params=params, freq=freq, seed=seed,
+                              cache=cache, log=log)
+    except SynthesisError as exc:
+        raise UserError(str(exc).splitlines()[0] + " " + str(exc).splitlines()[-1].strip())
+
+
+@command.command("unit")
+@click.argument("unit")
+@click.option("--device", "-d", type=click.Choice(DEVICE_NAMES), default="ecp5-85k",
+              show_default=True, help="Target device (ECP5 parts are speed grade 6, CABGA381).")
+@param_option
+@click.option("--freq", type=float, default=None,
+              help="nextpnr target frequency in MHz [default: 150 on ECP5, 48 on iCE40].")
+@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--no-cache", is_flag=True, help="Run the tools even if an identical run exists.")
+@json_option
+def unit_command(unit, device, params, freq, seed, no_cache, as_json):
+    """Synthesize UNIT (out of context, behind a 5-pin wrapper) and place and route it.
+
+    Prints device, speed grade, the unit's LUT/FF/BRAM/DSP, nextpnr's Fmax, the critical path
+    and the wall time.
+    """
+    from spikeforge.synth.report import describe_path
+    result = _synthesize(unit, device, parse_params(params), freq, seed, not no_cache,
+                         _progress(as_json))
+    figures = _figures(result)
+    if as_json:
+        emit(figures, True)
+    else:
+        for key in FIGURES:
+            value = describe_path(result.critical_path) if key == "critical_path" \
+                else figures[key]
+            click.echo(f"{key}: {value}")
+        click.echo(f"target: {result.freq_target_mhz:g} MHz "
+                   f"({'met' if result.meets else 'NOT met'}), seed {result.seed}")
+        click.echo(f"whole design placed (unit + wrapper): {result.placed}")
+    for warning in result.warnings:
+        click.echo(f"spikeforge: warning: {warning}", err=True)
+
+
+@command.command("table")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Markdown file to write [default: docs/resources.md].")
+@click.option("--device", "-d", "devices", type=click.Choice(DEVICE_NAMES), multiple=True,
+              help="Devices (repeatable) [default: ecp5-85k and ice40-up5k].")
+@click.option("--unit", "-u", "units", multiple=True,
+              help="Units (repeatable) [default: every registered unit].")
+@click.option("--no-cache", is_flag=True, help="Run the tools even where identical runs exist.")
+@json_option
+def table_command(output, devices, units, no_cache, as_json):
+    """Regenerate the resource table of every unit at its default parameters."""
+    from tqdm import tqdm
+    from spikeforge.verif.toolchain import PROJECT_ROOT
+    from spikeforge.verif.units import UNITS, get_unit
+    from spikeforge.synth.table import TABLE_DEVICES, measure_units, render, describe
+    with as_user_error():
+        units = [get_unit(name).name for name in units] or list(UNITS)
+    devices = list(devices) or list(TABLE_DEVICES)
+    bar = tqdm(total=len(units) * len(devices), disable=as_json, unit="run", file=sys.stderr)
+
+    def step(unit, device):
+        bar.set_postfix_str(f"{unit} on {device}")
+        bar.update()
+
+    from spikeforge.synth.flow import SynthesisError
+    try:
+        rows = measure_units(units, devices, cache=not no_cache, progress=step)
+    except SynthesisError as exc:
+        raise UserError(str(exc).splitlines()[0])
+    finally:
+        bar.close()
+    path = output or (PROJECT_ROOT / "docs" / "resources.md")
+    with open(path, "w") as file:
+        file.write(render(rows))
+    if as_json:
+        emit({"output": str(path), "rows": rows}, True)
+    else:
+        for row in rows:
+            click.echo(describe(row))
+        click.echo(f"wrote {path}")
+
+
+@command.command("baseline")
+@click.option("--device", "-d", "devices", type=click.Choice(DEVICE_NAMES), multiple=True,
+              help="Devices (repeatable) [default: ecp5-85k and ice40-up5k].")
+@click.option("--update", is_flag=True, help="Store the figures as the new baseline.")
+@json_option
+def baseline_command(devices, update, as_json):
+    """Compare the QoR baseline cases with synth/baselines/ (exit 1 outside tolerance)."""
+    from spikeforge.synth import qor
+    from spikeforge.synth.table import TABLE_DEVICES
+    out, failed = {}, False
+    for device in devices or TABLE_DEVICES:
+        measured = qor.measure(device)
+        if update:
+            out[device] = {"written": str(qor.update(device, measured))}
+            continue
+        baseline = qor.load_baseline(device)
+        if baseline is None:
+            out[device] = {"problems": [], "note": f"no baseline {qor.baseline_path(device).name}"}
+            continue
+        problems = qor.compare(device, measured, baseline)
+        failed |= bool(problems)
+        out[device] = {"problems": problems, "cases": len(measured)}
+    if as_json:
+        emit(out, True)
+    else:
+        for device, info in out.items():
+            if "written" in info:
+                click.echo(f"{device}: wrote {info['written']}")
+            elif "note" in info:
+                click.echo(f"{device}: {info['note']}")
+            elif info["problems"]:
+                click.echo("\n".join(info["problems"]))
+            else:
+                click.echo(f"{device}: {info['cases']} cases within tolerance")
+    if failed:
+        sys.exit(1)
+
+
+@command.command("board")
+@click.option("--board", "-b", type=click.Choice(BOARD_NAMES), required=True,
+              help="Target board.")
+@click.option("--plan-only", is_flag=True,
+              help="Only make the build plan (Verilog, scripts, pin constraints).")
+@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@json_option
+def board_command(board, plan_only, seed, as_json):
+    """Build the UART-to-packer design into a bitstream for BOARD (never programs it)."""
+    from spikeforge.synth.boards import build_board
+    if not as_json:
+        click.echo(f"  building for {board} …", err=True)
+    info = build_board(board, do_build=not plan_only, seed=seed)
+    emit(info, as_json, None if as_json else "\n".join(
+        f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}"
+        for key, value in info.items()))
+
+
+@command.command("sweep")
+@click.argument("unit")
+@click.option("--over", "over", required=True, metavar="NAME=V1,V2,…",
+              help="The parameter to sweep and its values, e.g. lanes=4,8,16.")
+@click.option("--device", "-d", type=click.Choice(DEVICE_NAMES), default="ecp5-85k",
+              show_default=True, help="Target device.")
+@param_option
+@click.option("--freq", type=float, default=None, help="nextpnr target frequency in MHz.")
+@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@json_option
+def sweep_command(unit, over, device, params, freq, seed, as_json):
+    """Synthesize UNIT over the values of one parameter (how LUT/FF/Fmax scale)."""
+    from tqdm import tqdm
+    name, sep, values = over.partition("=")
+    if not sep or not values:
+        raise click.UsageError(f"--over wants NAME=V1,V2,…, not {over!r}")
+    values = [parse_params([f"{name}={text}"])[name] for text in values.split(",")]
+    fixed = parse_params(params)
+    rows = []
+    for value in tqdm(values, disable=as_json, unit="run", file=sys.stderr):
+        result = _synthesize(unit, device, {**fixed, name: value}, freq, seed, True, None)
+        rows.append({name: value, **_figures(result)})
+    if as_json:
+        emit({"unit": unit, "parameter": name, "rows": rows}, True)
+        return
+    from spikeforge.synth.report import describe_path
+    for row in rows:
+        click.echo(f"{name}={row[name]!s:6} LUT {row['lut']:6} FF {row['ff']:6} "
+                   f"EBR {row['bram']:3} DSP {row['dsp']} Fmax {row['fmax_mhz']} MHz  "
+                   f"[{describe_path(row['critical_path'])}]")

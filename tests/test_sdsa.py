@@ -1,0 +1,172 @@
+"""SDSA units: Amaranth-simulator unit tests (KVPopcount alone, every variant end to end), cocotb
+on both simulators for every variant with randomly drawn N, D, heads, parameter checks, and a
+deliberately broken unit that the cocotb testbench must catch."""
+
+import random
+
+import pytest
+import torch
+from amaranth.sim import Simulator
+
+from spikeforge.golden.attention import sdsa_int, kv_int
+from spikeforge.hdl.popcount import KVPopcount
+from spikeforge.hdl.sdsa import SDSA, VARIANTS
+from spikeforge.verif.runner import simulate, SimulationFailed, SIMULATORS
+from spikeforge.verif.sim_streams import put_stream
+from spikeforge.verif.units import UNITS, Unit
+
+
+def _word(bits):
+    return sum(int(b) << i for i, b in enumerate(bits))
+
+
+def _spikes(shape, rate, gen):
+    return (torch.rand(shape, generator=gen) < rate).to(torch.int64)
+
+
+async def _collect(ctx, port, count, *, rng, stall, limit):
+    """Take ``count`` payloads with random back-pressure; give up after ``limit`` cycles."""
+    got = []
+    for _ in range(limit):
+        if len(got) == count:
+            break
+        ctx.set(port.ready, rng.random() >= stall)
+        _, _, valid, ready, payload = await ctx.tick().sample(port.valid, port.ready,
+                                                              port.payload)
+        if valid and ready:
+            got.append(payload)
+    return got
+
+
+def _run_sdsa(variant, *, tokens, channels, heads, steps, shift, samples, seed):
+    """Drive SDSA in amaranth.sim with stalls on every stream; return (got, want) words."""
+    dut = SDSA(variant=variant, tokens=tokens, channels=channels, heads=heads, steps=steps,
+               shift=shift)
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rates = [(0, 0, 0), (1, 1, 1)] + [tuple(rng.random() for _ in range(3))
+                                      for _ in range(samples - 2)]
+    kv_beats, q_words, want = [], [], []
+    for q_rate, k_rate, v_rate in rates:
+        q, k, v = (_spikes((steps, tokens, channels), r, gen) for r in (q_rate, k_rate, v_rate))
+        out = sdsa_int(q, k, v, variant=variant, heads=heads, shift=shift)
+        for t in range(steps):
+            for n in range(tokens):
+                kv_beats.append({"k": _word(k[t, n]), "v": _word(v[t, n])})
+                q_words.append({"data": _word(q[t, n]), "last": 1})
+                want.append(_word(out[t, n]))
+    got = []
+
+    async def kv_producer(ctx):
+        await put_stream(ctx, dut.kv, kv_beats, rng=rng, idle=0.3)
+
+    async def q_producer(ctx):
+        await put_stream(ctx, dut.q, q_words, rng=rng, idle=0.3)
+
+    async def consumer(ctx):
+        limit = 20 * len(want) * (tokens + heads + 2) + 100
+        got.extend(await _collect(ctx, dut.o, len(want), rng=rng, stall=0.3, limit=limit))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(kv_producer, background=True)
+    sim.add_testbench(q_producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    return [(int(w.data), int(w.last)) for w in got], [(w, 1) for w in want]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("tokens,channels,heads,steps,shift", [
+    (5, 8, 2, 3, 3), (1, 6, 3, 2, 2), (4, 4, 1, 4, 1)])
+def test_amaranth_sim(variant, tokens, channels, heads, steps, shift):
+    got, want = _run_sdsa(variant, tokens=tokens, channels=channels, heads=heads, steps=steps,
+                          shift=shift, samples=4, seed=tokens * 31 + channels)
+    assert got == want
+
+
+def test_kv_popcount_amaranth_sim():
+    tokens, channels, heads = 6, 8, 2
+    dut = KVPopcount(tokens=tokens, channels=channels, heads=heads)
+    dh = channels // heads
+    gen = torch.Generator().manual_seed(4)
+    rng = random.Random(4)
+    products = [(_spikes((1, tokens, channels), r, gen), _spikes((1, tokens, channels), r, gen))
+                for r in (0.5, 1.0, 0.0, 0.3)]
+
+    async def bench(ctx):
+        for k, v in products:
+            beats = [{"k": _word(k[0, n]), "v": _word(v[0, n])} for n in range(tokens)]
+            await put_stream(ctx, dut.i, beats, rng=rng, idle=0.3)
+            await ctx.tick().until(dut.done)
+            want = kv_int(k, v, heads=heads)[0]
+            for row in range(channels):
+                ctx.set(dut.rd_addr, row)
+                ctx.set(dut.rd_en, 1)
+                await ctx.tick()
+                ctx.set(dut.rd_en, 0)
+                got = [ctx.get(dut.rd_data[j]) for j in range(dh)]
+                assert got == want[row // dh, row % dh].tolist(), f"row {row}"
+            ctx.set(dut.release, 1)
+            await ctx.tick()
+            ctx.set(dut.release, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def _draw(variant):
+    """Random elaboration parameters for one variant (seeded: the test id shows them)."""
+    rng = random.Random(f"sdsa-{variant}")
+    heads = rng.choice([1, 2, 3, 4])
+    return {"variant": variant, "tokens": rng.randint(3, 12), "heads": heads,
+            "channels": heads * rng.choice([2, 3, 4, 5]), "steps": rng.choice([2, 3, 4]),
+            "shift": 2 if variant == "qk_first" else 3}
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("params", [_draw(v) for v in VARIANTS],
+                         ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
+def test_cocotb(simulator, params):
+    result = simulate("sdsa", params=params, simulator=simulator, seed=11)
+    stim = UNITS["sdsa"].stimulus
+    assert result.mismatches == 0
+    assert result.checked == stim["samples"] * params["steps"] * params["tokens"]
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"variant": "v2"}, "variant"),
+    ({"tokens": 0}, "tokens"),
+    ({"channels": 12, "heads": 5}, "heads"),
+    ({"channels": "8"}, "channels"),
+    ({"steps": 0}, "steps"),
+    ({"shift": 0}, "shift"),
+    ({"heads": 2.0}, "heads"),
+])
+def test_bad_parameters(kwargs, name):
+    args = {"variant": "ssa", "tokens": 4, "channels": 8, "heads": 2, "steps": 2, "shift": 3}
+    with pytest.raises((TypeError, ValueError), match=name):
+        SDSA(**{**args, **kwargs})
+
+
+def test_kv_popcount_bad_parameters():
+    with pytest.raises(ValueError, match="heads"):
+        KVPopcount(tokens=4, channels=6, heads=4)
+
+
+class BrokenSDSA(SDSA):
+    """Scales the scores by ``2**-(shift - 1)`` instead of ``2**-shift`` (an off-by-one shift)."""
+
+    def __init__(self, *, shift, **kwargs):
+        super().__init__(shift=shift - 1, **kwargs)
+
+
+def test_broken_design_fails(monkeypatch):
+    unit = UNITS["sdsa"]
+    broken = Unit(name="sdsa-broken", summary="", component=f"{__name__}:BrokenSDSA",
+                  testbench=unit.testbench, defaults=unit.defaults, stimulus=unit.stimulus)
+    monkeypatch.setitem(UNITS, broken.name, broken)
+    with pytest.raises(SimulationFailed, match="mismatches"):
+        simulate(broken.name, simulator="icarus", seed=11)

@@ -1,0 +1,228 @@
+"""Drivers and model of :class:`~spikeforge.hdl.engine.SpikeEngine` shared by its cocotb
+testbench, its Amaranth-simulator tests and its benchmark: random layers, input tensors as spike
+word streams (bit-plane by bit-plane), the golden output as lane beats, and the op counts."""
+
+import numpy as np
+import torch
+
+from spikeforge.golden.conv import conv2d_int, linear_int
+from spikeforge.golden.sops import conv2d_sops, linear_sops
+from spikeforge.golden.spikes import pack_words
+
+__all__ = ["engine_config", "token_values", "weight_shape", "random_weights", "random_bias", "random_input", "input_words",
+           "token_words", "golden_output", "output_beats", "op_count", "bound_cycles"]
+
+
+def engine_config(**params):
+    """A :class:`~spikeforge.hdl.engine.SpikeEngine` used only for its parameters and layouts
+    (never elaborated, so it does not warn about that)."""
+    from spikeforge.hdl.engine import SpikeEngine
+    engine = SpikeEngine(**params)
+    engine._MustUse__silence = True
+    return engine
+
+
+def token_values(engine, words):
+    """Inverse of :func:`token_words`: one token's ``(word, last)`` list → C_in ints."""
+    per_plane = -(-engine.c_in // engine.word_width)
+    raw = [0] * engine.c_in
+    for b in range(engine.input_bits):
+        for w, (word, _) in enumerate(words[b * per_plane:(b + 1) * per_plane]):
+            for i in range(engine.word_width):
+                c = w * engine.word_width + i
+                if c < engine.c_in and (word >> i) & 1:
+                    raw[c] |= 1 << b
+    if engine.input_signed:
+        top = 1 << (engine.input_bits - 1)
+        raw = [v - 2 * top if v & top else v for v in raw]
+    return raw
+
+
+def weight_shape(engine):
+    k = engine.kernel
+    return {"linear": (engine.c_out, engine.c_in),
+            "conv": (engine.c_out, engine.c_in, k, k),
+            "depthwise": (engine.c_out, 1, k, k)}[engine.kind]
+
+
+def random_weights(rng, engine, *, extremes=0.2):
+    """Random weights; a fraction ``extremes`` of them at the two ends of the signed range."""
+    lo, hi = -(1 << (engine.weight_bits - 1)), (1 << (engine.weight_bits - 1)) - 1
+    shape = weight_shape(engine)
+    values = [rng.choice((lo, hi)) if rng.random() < extremes else rng.randint(lo, hi)
+              for _ in range(int(np.prod(shape)))]
+    return torch.tensor(values, dtype=torch.int64).reshape(shape)
+
+
+def random_bias(rng, engine, *, extremes=0.2):
+    lo, hi = -(1 << (engine.bias_bits - 1)), (1 << (engine.bias_bits - 1)) - 1
+    return torch.tensor([rng.choice((lo, hi)) if rng.random() < extremes
+                         else rng.randint(lo // 4, hi // 4) for _ in range(engine.c_out)],
+                        dtype=torch.int64)
+
+
+def _input_range(engine):
+    if engine.input_signed:
+        return -(1 << (engine.input_bits - 1)), (1 << (engine.input_bits - 1)) - 1
+    return 0, (1 << engine.input_bits) - 1
+
+
+def random_input(rng, engine, count, rate):
+    """``count`` tokens (linear: (count, C_in)) or frames (conv: (count, C_in, H, W)).
+
+    Each value is nonzero with probability ``rate`` (then uniform over the nonzero input values).
+    ``rate`` may be a list, one rate per token / frame (0.0 gives an all-zero one, 1.0 with
+    ``input_bits = 1`` an all-one one).
+    """
+    lo, hi = _input_range(engine)
+    nonzero = [v for v in range(lo, hi + 1) if v]
+    rates = rate if isinstance(rate, (list, tuple)) else [rate] * count
+    shape = ((engine.c_in,) if engine.kind == "linear"
+             else (engine.c_in, engine.in_height, engine.in_width))
+    per = int(np.prod(shape))
+    out = []
+    for r in rates:
+        out.append([rng.choice(nonzero) if rng.random() < r else 0 for _ in range(per)])
+    return torch.tensor(out, dtype=torch.int64).reshape(len(rates), *shape)
+
+
+def token_words(engine, values):
+    """Spike words of one token (a length-C_in sequence of ints): plane by plane, each plane
+    packed like :func:`~spikeforge.golden.spikes.pack_words`, ``last`` on the final word."""
+    raw = np.asarray(values, dtype=np.int64) & ((1 << engine.input_bits) - 1)
+    words = []
+    for b in range(engine.input_bits):
+        plane = ((raw >> b) & 1).reshape(1, -1)
+        words += [w for w, _ in pack_words(plane, engine.word_width)]
+    return [(w, i == len(words) - 1) for i, w in enumerate(words)]
+
+
+def input_words(engine, x):
+    """The whole ``spikes`` stream for ``x`` (tokens in order; frames in raster order)."""
+    if engine.kind == "linear":
+        tokens = x.reshape(-1, engine.c_in)
+    else:
+        tokens = x.permute(0, 2, 3, 1).reshape(-1, engine.c_in)
+    return [w for token in tokens.tolist() for w in token_words(engine, token)]
+
+
+def golden_output(engine, x, weights, bias):
+    """The golden op's output as (tokens, C_out), tokens in the engine's output order."""
+    common = dict(acc_bits=engine.acc_bits, input_bits=engine.input_bits,
+                  input_signed=engine.input_signed)
+    if engine.kind == "linear":
+        return linear_int(x, weights, bias, **common)
+    y = conv2d_int(x, weights, bias, stride=engine.stride, padding=engine.padding,
+                   groups=engine.c_in if engine.kind == "depthwise" else 1, **common)
+    return y.permute(0, 2, 3, 1).reshape(-1, engine.c_out)
+
+
+def output_beats(engine, y):
+    """Lane beats ``(data tuple, group, first, last)`` of golden output rows ``y`` (tokens, C_out);
+    lanes past C_out are 0."""
+    p, groups = engine.lanes, engine.groups
+    beats = []
+    for token in y.tolist():
+        padded = token + [0] * (groups * p - engine.c_out)
+        for g in range(groups):
+            beats.append((tuple(padded[g * p:(g + 1) * p]), g, g == 0, g == groups - 1))
+    return beats
+
+
+def op_count(engine, x):
+    """:class:`~spikeforge.golden.sops.OpCount` of the layer on ``x``."""
+    shape = weight_shape(engine)
+    if engine.kind == "linear":
+        return linear_sops(x, shape, input_bits=engine.input_bits)
+    return conv2d_sops(x, shape, stride=engine.stride, padding=engine.padding,
+                       groups=engine.c_in if engine.kind == "depthwise" else 1,
+                       input_bits=engine.input_bits)
+
+
+def _depthwise_slices(engine, x):
+    """Nonzero ``lanes``-channel slices over all (output position, tap, plane): the depthwise
+    engine's unit of work."""
+    raw = x & ((1 << engine.input_bits) - 1)
+    p, groups = engine.lanes, engine.groups
+    total = 0
+    for b in range(engine.input_bits):
+        plane = (raw >> b) & 1
+        pad = [0] * (groups * p - engine.c_in)
+        if pad:
+            plane = torch.nn.functional.pad(plane, (0, 0, 0, 0, 0, len(pad)))
+        sliced = plane.reshape(plane.shape[0], groups, p, *plane.shape[2:]).amax(dim=2)
+        padded = torch.nn.functional.pad(sliced, (engine.padding,) * 4)
+        win = padded.unfold(2, engine.kernel, engine.stride).unfold(3, engine.kernel,
+                                                                    engine.stride)
+        total += int(win.sum())
+    return total
+
+
+def bound_cycles(engine, x):
+    """Analytic lower bound: ``max(events * G, tokens * G)`` with ``G = ceil(C_out / P)`` and
+    tokens the output tokens (for depthwise, events are the nonzero lane slices, each one cycle
+    of one group: ``max(slices, tokens * G)``)."""
+    groups = engine.groups
+    tokens = (x.shape[0] if engine.kind == "linear"
+              else x.shape[0] * engine.out_height * engine.out_width)
+    if engine.kind == "depthwise":
+        return max(_depthwise_slices(engine, x), tokens * groups)
+    return max(op_count(engine, x).events * groups, tokens * groups)
+
+
+def run_amaranth(engine, x, weights, bias, *, rng, idle=0.0, stall=0.0, load=True):
+    """Run ``engine`` in the Amaranth simulator on ``x``; return ``(beats, cycles)``.
+
+    ``load``: write ``weights``/``bias`` through the ``load`` port first (else the engine must
+    have been built with them as ``init``). ``cycles`` counts from the first spike word offered
+    to the last output beat taken. ``beats`` are ``(data tuple, group, first, last)``.
+    """
+    from amaranth.sim import Simulator
+    from spikeforge.hdl.engine import load_beats
+    from spikeforge.verif.sim_streams import put_stream, get_stream
+
+    words = input_words(engine, x)
+    tokens = (x.shape[0] if engine.kind == "linear"
+              else x.shape[0] * engine.out_height * engine.out_width)
+    n_beats = tokens * engine.groups
+    in_layout = engine.spikes.payload.shape()
+    load_layout = engine.load.payload.shape()
+    state = {"loaded": not load, "start": None, "cycle": 0, "end": None}
+    beats = []
+
+    async def loader(ctx):
+        if load:
+            await put_stream(ctx, engine.load,
+                             [load_layout.const(b) for b in load_beats(engine, weights.tolist(),
+                                                                       bias.tolist())],
+                             rng=rng, idle=idle)
+            await ctx.tick()
+            state["loaded"] = True
+
+    async def producer(ctx):
+        while not state["loaded"]:
+            await ctx.tick()
+        state["start"] = state["cycle"]
+        await put_stream(ctx, engine.spikes,
+                         [in_layout.const({"data": w, "last": l}) for w, l in words],
+                         rng=rng, idle=idle)
+
+    async def consumer(ctx):
+        for beat in await get_stream(ctx, engine.o, n_beats, rng=rng, stall=stall):
+            beats.append((tuple(int(beat.data[j]) for j in range(engine.lanes)),
+                          int(beat.group), bool(beat.first), bool(beat.last)))
+        state["end"] = state["cycle"]
+
+    async def clock(ctx):
+        while True:
+            await ctx.tick()
+            state["cycle"] += 1
+
+    sim = Simulator(engine)
+    sim.add_clock(1e-8)
+    sim.add_testbench(loader)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.add_testbench(clock, background=True)
+    sim.run()
+    return beats, state["end"] - state["start"]
