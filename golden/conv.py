@@ -1,8 +1,11 @@
 """Integer reference ops of the spike-accumulate engine: the bit-exact specification of
 ``hdl.engine``.
 
-Every op works on ``int64`` torch tensors and computes with integers only (gathers and sums, no
-float arithmetic), so it is exact at any size that fits 64 bits.
+Every op takes ``int64`` torch tensors (or NumPy integer arrays: the result has the input's
+type) and computes with integers only (gathers and sums in NumPy ``int64``, no float
+arithmetic), so it is exact at any size that fits 64 bits. Torch is imported only when a torch
+tensor is passed: the cocotb testbenches run these ops inside the simulator process, where
+importing torch costs about 30 s.
 
 Multi-bit inputs
     An input of ``input_bits = B`` bits is split into ``B`` binary bit-planes (two's complement for
@@ -19,10 +22,11 @@ Saturation semantics
     value it drains to the output is saturated to ``acc_bits``.
 """
 
-import torch
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["saturate", "signed_range", "bit_planes", "accumulator_bits",
-           "conv2d_int", "linear_int"]
+           "windows", "conv2d_int", "linear_int"]
 
 
 def signed_range(bits):
@@ -31,13 +35,39 @@ def signed_range(bits):
 
 
 def saturate(x, bits):
-    """Clamp ``x`` (tensor or int) to the ``bits``-bit signed range ``[-2**(bits-1), 2**(bits-1)-1]``."""
+    """Clamp ``x`` (tensor, array or int) to the ``bits``-bit signed range
+    ``[-2**(bits-1), 2**(bits-1)-1]``."""
     if not isinstance(bits, int) or isinstance(bits, bool) or bits < 1:
         raise ValueError(f"bits must be a positive integer, not {bits!r}")
     lo, hi = signed_range(bits)
-    if isinstance(x, torch.Tensor):
+    if _is_torch(x):
         return x.clamp(lo, hi)
+    if isinstance(x, np.ndarray):
+        return np.clip(x, lo, hi)
     return min(max(int(x), lo), hi)
+
+
+def _is_torch(x):
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _as_int64(x, name):
+    """``(numpy int64 array, was_torch)``; a float or bool input raises naming ``name``."""
+    if _is_torch(x):
+        if str(x.dtype) != "torch.int64":
+            raise TypeError(f"{name} must be an int64 tensor, not {x.dtype}")
+        return x.detach().cpu().numpy(), True
+    array = np.asarray(x)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, not {array.dtype}")
+    return array.astype(np.int64), False
+
+
+def _like(array, was_torch):
+    if was_torch:
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(array))
+    return array
 
 
 def _input_range(input_bits, input_signed):
@@ -49,10 +79,8 @@ def _input_range(input_bits, input_signed):
 def _check_input(x, input_bits, input_signed):
     if not isinstance(input_bits, int) or input_bits < 1:
         raise ValueError(f"input_bits must be a positive integer, not {input_bits!r}")
-    if x.dtype != torch.int64:
-        raise TypeError(f"x must be an int64 tensor, not {x.dtype}")
     lo, hi = _input_range(input_bits, input_signed)
-    if x.numel() and (int(x.min()) < lo or int(x.max()) > hi):
+    if x.size and (int(x.min()) < lo or int(x.max()) > hi):
         kind = "signed" if input_signed else "unsigned"
         raise ValueError(f"x must hold {input_bits}-bit {kind} values in [{lo}, {hi}]")
 
@@ -60,16 +88,17 @@ def _check_input(x, input_bits, input_signed):
 def bit_planes(x, input_bits, input_signed=False):
     """Split ``x`` into ``input_bits`` binary planes and their signed weights.
 
-    Returns a list of ``(plane, weight)``: ``plane`` is a 0/1 int64 tensor shaped like ``x`` and
-    ``sum(weight * plane) == x``; ``weight`` is ``2**b``, except ``-2**(B-1)`` for the top plane
-    of a signed input.
+    Returns a list of ``(plane, weight)``: ``plane`` is a 0/1 array (tensor for a tensor ``x``)
+    shaped like ``x`` and ``sum(weight * plane) == x``; ``weight`` is ``2**b``, except
+    ``-2**(B-1)`` for the top plane of a signed input.
     """
-    _check_input(x, input_bits, input_signed)
-    raw = x & ((1 << input_bits) - 1)          # two's complement bits of a signed input
+    array, was_torch = _as_int64(x, "x")
+    _check_input(array, input_bits, input_signed)
+    raw = array & ((1 << input_bits) - 1)      # two's complement bits of a signed input
     planes = []
     for b in range(input_bits):
         weight = -(1 << b) if input_signed and b == input_bits - 1 else 1 << b
-        planes.append(((raw >> b) & 1, weight))
+        planes.append((_like((raw >> b) & 1, was_torch), weight))
     return planes
 
 
@@ -84,22 +113,26 @@ def accumulator_bits(*, fan_in, weight_bits, input_bits, bias_bits):
     return bound.bit_length() + 1
 
 
+def windows(x, kernel, stride, padding):
+    """Receptive fields of a (B, C, H, W) array: (B, C, H_out, W_out, k, k), zero padded."""
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    view = sliding_window_view(padded, (kernel, kernel), axis=(2, 3))
+    return view[:, :, ::stride, ::stride]
+
+
 def _binary_conv(plane, weight, stride, padding, groups):
-    """Exact integer conv of a 0/1 map by gathering windows (no float, no multiply by spikes)."""
-    batch, c_in, height, width = plane.shape
+    """Exact integer conv of a 0/1 map: each set input selects weights that are added."""
     c_out, c_per_group, k, _ = weight.shape
-    padded = torch.nn.functional.pad(plane, (padding,) * 4)
-    # windows: (B, C_in, H_out, W_out, k, k)
-    windows = padded.unfold(2, k, stride).unfold(3, k, stride)
-    h_out, w_out = windows.shape[2], windows.shape[3]
-    out = torch.zeros(batch, c_out, h_out, w_out, dtype=torch.int64)
+    win = windows(plane, k, stride, padding)
+    batch, _, h_out, w_out = win.shape[:4]
+    out = np.zeros((batch, c_out, h_out, w_out), dtype=np.int64)
     o_per_group = c_out // groups
     for g in range(groups):
-        win = windows[:, g * c_per_group:(g + 1) * c_per_group]
+        part = win[:, g * c_per_group:(g + 1) * c_per_group]
         ker = weight[g * o_per_group:(g + 1) * o_per_group]
-        # sum over (c, ky, kx) of win * ker; win is 0/1, so this selects and adds weights
-        out[:, g * o_per_group:(g + 1) * o_per_group] = torch.einsum(
-            "bchwij,ocij->bohw", win, ker)
+        # sum over (c, ky, kx) of window * kernel -> (B, H_out, W_out, O)
+        summed = np.tensordot(part, ker, axes=([1, 4, 5], [1, 2, 3]))
+        out[:, g * o_per_group:(g + 1) * o_per_group] = summed.transpose(0, 3, 1, 2)
     return out
 
 
@@ -109,7 +142,7 @@ def conv2d_int(x, weight, bias=None, *, stride=1, padding=0, groups=1, acc_bits=
 
     Parameters
     ----------
-    x : int64 tensor (B, C_in, H, W)
+    x : int64 tensor or integer array (B, C_in, H, W)
         ``input_bits``-bit unsigned (or signed) integers; binary spikes for ``input_bits=1``.
     weight : int64 tensor (C_out, C_in / groups, k, k)
     bias : int64 tensor (C_out,) or None
@@ -122,12 +155,12 @@ def conv2d_int(x, weight, bias=None, *, stride=1, padding=0, groups=1, acc_bits=
 
     Returns
     -------
-    int64 tensor (B, C_out, H_out, W_out), ``H_out = (H + 2 padding - k) // stride + 1``.
+    int64 tensor (array for an array ``x``) (B, C_out, H_out, W_out), ``H_out = (H + 2 padding - k) // stride + 1``.
     """
-    if x.dim() != 4 or weight.dim() != 4:
+    x, was_torch = _as_int64(x, "x")
+    weight, _ = _as_int64(weight, "weight")
+    if x.ndim != 4 or weight.ndim != 4:
         raise ValueError("x must be (B, C_in, H, W) and weight (C_out, C_in/groups, k, k)")
-    if weight.dtype != torch.int64:
-        raise TypeError(f"weight must be an int64 tensor, not {weight.dtype}")
     c_in, c_out, k = x.shape[1], weight.shape[0], weight.shape[2]
     if weight.shape[3] != k:
         raise ValueError(f"kernel must be square, not {tuple(weight.shape[2:])}")
@@ -142,13 +175,15 @@ def conv2d_int(x, weight, bias=None, *, stride=1, padding=0, groups=1, acc_bits=
     for plane, scale in bit_planes(x, input_bits, input_signed):
         part = _binary_conv(plane, weight, stride, padding, groups)
         # shift (and negate for the signed top plane): scale is a power of two
-        shift = abs(scale).bit_length() - 1
-        part = part << shift
+        part = part << (abs(scale).bit_length() - 1)
         part = -part if scale < 0 else part
         out = part if out is None else out + part
     if bias is not None:
-        out = out + bias.to(torch.int64).view(1, -1, 1, 1)
-    return out if acc_bits is None else saturate(out, acc_bits)
+        bias, _ = _as_int64(bias, "bias")
+        out = out + bias.reshape(1, -1, 1, 1)
+    if acc_bits is not None:
+        out = saturate(out, acc_bits)
+    return _like(out, was_torch)
 
 
 def linear_int(x, weight, bias=None, *, acc_bits=None, input_bits=1, input_signed=False):
@@ -157,10 +192,12 @@ def linear_int(x, weight, bias=None, *, acc_bits=None, input_bits=1, input_signe
     ``x`` is int64 (..., C_in), ``weight`` int64 (C_out, C_in), ``bias`` (C_out,) or None;
     returns int64 (..., C_out).
     """
-    if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
+    x, was_torch = _as_int64(x, "x")
+    weight, _ = _as_int64(weight, "weight")
+    if weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"x (..., {x.shape[-1]}) does not fit weight {tuple(weight.shape)}")
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1], 1, 1)
-    out = conv2d_int(flat, weight.view(*weight.shape, 1, 1), bias, acc_bits=acc_bits,
+    out = conv2d_int(flat, weight.reshape(*weight.shape, 1, 1), bias, acc_bits=acc_bits,
                      input_bits=input_bits, input_signed=input_signed)
-    return out.reshape(*lead, weight.shape[0])
+    return _like(out.reshape(*lead, weight.shape[0]), was_torch)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .lif import SigmoidSpike, lif_float
+from .lif import lif_float, sigmoid_spike
 
 __all__ = ["LIF", "PLIF", "SURROGATE_ALPHA"]
 
@@ -96,7 +96,7 @@ class PLIF(nn.Module):
         out = []
         for xt in x:
             h = v + (xt - v) * decay
-            s = SigmoidSpike.apply(h - self.v_threshold, SURROGATE_ALPHA)
+            s = sigmoid_spike(h - self.v_threshold, SURROGATE_ALPHA)
             reset = s.detach()
             v = h * (1 - reset) + self.v_reset * reset
             out.append(s)

@@ -28,13 +28,11 @@ and on the golden integer ops (:mod:`spikeforge.golden.integer_model`).
 
 import math
 
-import numpy as np
 import torch
 
 from .attention import ATTENTION_VTH
 from .data import PIXEL_BITS
-from .models.blocks import (ATTENTION_SCALE, SDSA1, SDSA3, SSA, ChannelConv, ConvBlock, MembraneMLP,
-                            SepConv, SpikeMLP)
+from .models.blocks import ATTENTION_SCALE, SDSA1, SDSA3, ConvBlock, MembraneMLP
 from .models.variants import SPIKE_DRIVEN, NotSpikeDriven
 
 __all__ = ["fold_bn", "fuse_repconv", "fuse_sepconv_tail", "quantize", "Program",
@@ -373,7 +371,8 @@ def quantize(model, *, weight_bits=QUANT_DEFAULTS["weight_bits"],
             "it has no integer model and cannot be compiled for the accelerator")
     for name, value, low, high in (("weight_bits", weight_bits, 2, 16),
                                    ("stream_bits", stream_bits, 4, 32),
-                                   ("acc_bits", acc_bits, 8, 48), ("input_bits", input_bits, 1, 16)):
+                                   ("acc_bits", acc_bits, 8, 48),
+                                   ("input_bits", input_bits, 1, 16)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
     model.eval()

@@ -16,7 +16,9 @@ Definitions (``shared/DESIGN.md``)
 
 from dataclasses import dataclass
 
-import torch
+import numpy as np
+
+from .conv import _as_int64, _like, windows
 
 __all__ = ["OpCount", "popcount", "conv2d_sops", "linear_sops", "spike_events"]
 
@@ -34,26 +36,27 @@ class OpCount:
 
 
 def popcount(x, input_bits=1):
-    """Set bits of each value's ``input_bits``-bit two's-complement pattern (int64 tensor)."""
-    raw = torch.as_tensor(x, dtype=torch.int64) & ((1 << input_bits) - 1)
-    count = torch.zeros_like(raw)
+    """Set bits of each value's ``input_bits``-bit two's-complement pattern (int64, same type
+    as ``x``: tensor or array)."""
+    raw, was_torch = _as_int64(x, "x")
+    raw = raw & ((1 << input_bits) - 1)
+    count = np.zeros_like(raw)
     for b in range(input_bits):
         count += (raw >> b) & 1
-    return count
+    return _like(count, was_torch)
 
 
 def conv2d_sops(x, weight_shape, *, stride=1, padding=0, groups=1, input_bits=1):
     """Events, SOPs and dense MACs of ``conv2d_int(x, weight)`` for ``weight`` of ``weight_shape``
-    ``(C_out, C_in / groups, k, k)`` on ``x`` (B, C_in, H, W)."""
+    ``(C_out, C_in / groups, k, k)`` on ``x`` (B, C_in, H, W), a tensor or an array."""
     c_out, c_per_group, k, _ = weight_shape
     batch, c_in = x.shape[0], x.shape[1]
     if c_in != c_per_group * groups:
         raise ValueError(f"weight shape {tuple(weight_shape)} does not fit C_in={c_in}, "
                          f"groups={groups}")
-    bits = torch.nn.functional.pad(popcount(x, input_bits), (padding,) * 4)
-    windows = bits.unfold(2, k, stride).unfold(3, k, stride)   # (B, C_in, Ho, Wo, k, k)
-    h_out, w_out = windows.shape[2], windows.shape[3]
-    events = int(windows.sum())
+    win = windows(_as_int64(popcount(x, input_bits), "x")[0], k, stride, padding)   # (B, C_in, Ho, Wo, k, k)
+    h_out, w_out = win.shape[2], win.shape[3]
+    events = int(win.sum())
     return OpCount(events=events, sops=events * (c_out // groups),
                    dense_macs=batch * h_out * w_out * c_out * c_per_group * k * k)
 
@@ -64,7 +67,7 @@ def linear_sops(x, weight_shape, *, input_bits=1):
     if x.shape[-1] != c_in:
         raise ValueError(f"x (..., {x.shape[-1]}) does not fit weight shape {tuple(weight_shape)}")
     events = int(popcount(x, input_bits).sum())
-    tokens = x.numel() // c_in
+    tokens = int(np.prod(x.shape)) // c_in
     return OpCount(events=events, sops=events * c_out, dense_macs=tokens * c_in * c_out)
 
 

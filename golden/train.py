@@ -58,7 +58,7 @@ def evaluate(model, split, *, batch_size=256, rates=None):
 
 def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
           lr=DEFAULTS["lr"], weight_decay=DEFAULTS["weight_decay"], seed=DEFAULTS["seed"],
-          train_samples=None, threads=2, progress=False):
+          train_samples=None, threads=2, progress=False, on_epoch=None):
     """Train a fresh model of ``config`` with AdamW and a cosine learning rate.
 
     Parameters
@@ -74,6 +74,8 @@ def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"
         ``torch.set_num_threads``.
     progress : bool
         Show a tqdm bar (per batch) on stderr.
+    on_epoch : callable or None
+        ``on_epoch(epoch, mean_loss, model)`` after every epoch (the model is in train mode).
 
     Returns
     -------
@@ -119,6 +121,8 @@ def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.detach().item():.3f}")
         losses.append(running / len(train_split))
+        if on_epoch is not None:
+            on_epoch(epoch, losses[-1], model)
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - start

@@ -77,14 +77,15 @@ def critical_path(report):
     """The worst register-to-register path, summarized.
 
     Returns ``{"start", "end", "levels", "delay_ns", "logic_ns", "routing_ns", "start_cell",
-    "end_cell", "nets"}``: the launching and capturing signals of the unit (``input port`` /
-    ``output port`` where the path starts or ends in the wrapper's port registers), the logic
-    cells crossed, the delay split into cell and wire delay, the mapped cells at both ends and
-    the nets on the way (hierarchical names, ``dut.`` being the unit). ``None`` when the design
-    has no such path.
+    "end_cell", "nets", "through"}``: the launching and capturing signals of the unit
+    (``input port`` / ``output port`` where the path starts or ends in the wrapper's port
+    registers), the logic cells crossed, the delay split into cell and wire delay, the mapped cells at both ends and
+    the nets on the way (hierarchical names, ``dut.`` being the unit), and ``through``: the unit's
+    signals among those nets, readable. ``None`` when the design has no such path.
     """
     paths = report.get("critical_paths", [])
-    clocked = [p for p in paths if p["from"].startswith("posedge") and p["to"].startswith("posedge")]
+    clocked = [p for p in paths
+               if p["from"].startswith("posedge") and p["to"].startswith("posedge")]
     if not (clocked or paths):
         return None
     steps = (clocked or paths)[0]["path"]
@@ -102,7 +103,18 @@ def critical_path(report):
         "start_cell": steps[0]["from"]["cell"],
         "end_cell": steps[-1]["to"]["cell"],
         "nets": [s["net"] for s in steps if s["type"] == "routing"],
+        "through": _through(s["net"] for s in steps if s["type"] == "routing"),
     }
+
+
+def _through(nets):
+    """The unit's signals a path passes, in order, once each (mapped-cell noise removed)."""
+    names = []
+    for net in nets:
+        name = readable_cell(net, None)
+        if name and not name.startswith("$") and name not in names:
+            names.append(name)
+    return names
 
 
 # Yosys and nextpnr name a mapped cell after its signal plus the cell types it went through

@@ -40,8 +40,13 @@ def _params(params):
 
 
 def render(rows, *, seed=1):
-    """``docs/resources.md`` as text."""
+    """``docs/resources.md`` as text: one table with a column group per device, then the
+    critical paths, the parameters and any notes."""
     tools = tool_versions()
+    devices = list(dict.fromkeys(row["device"] for row in rows))
+    units = list(dict.fromkeys(row["unit"] for row in rows))
+    by_key = {(row["unit"], row["device"]): row for row in rows}
+    labels = ", ".join(f"`{d}` = {get_device(d).label}" for d in devices)
     lines = [
         "# Resources of every unit",
         "",
@@ -49,47 +54,64 @@ def render(rows, *, seed=1):
         "",
         f"Every registered unit at its default parameters, synthesized with yowasp Yosys "
         f"{tools['yosys']} and nextpnr {tools['nextpnr']} (placement seed {seed}, "
-        f"generated {datetime.date.today().isoformat()}). LUT, FF, EBR (block RAM) and DSP count "
-        "the unit alone; the out-of-context wrapper that registers its ports "
-        "(see [synthesis](synthesis.md)) is not counted. Fmax is nextpnr's for the whole "
-        "wrapped design, where every path through the unit runs from a flip-flop to a "
-        "flip-flop.",
+        f"generated {datetime.date.today().isoformat()}). Devices: {labels}.",
+        "",
+        "LUT, FF, EBR (block RAM) and DSP count the unit alone; the out-of-context wrapper that "
+        "registers its ports (see [synthesis](synthesis.md)) is not counted. ECP5 LUTs include "
+        "carry-chain LUTs and the six LUTs of each 16×4 distributed RAM. Fmax (MHz) is nextpnr's "
+        "for the whole wrapped design, where every path through the unit runs from a flip-flop "
+        "to a flip-flop.",
         "",
     ]
-    for device in dict.fromkeys(row["device"] for row in rows):
-        dev = get_device(device)
-        goal = FMAX_GOAL_MHZ.get(device)
-        lines += [f"## {dev.label}", ""]
-        header = "| unit | parameters | LUT | FF | EBR | DSP | Fmax (MHz) |"
-        rule = "|---|---|---:|---:|---:|---:|---:|"
-        if goal:
-            header += f" ≥ {goal:g} MHz |"
-            rule += ":-:|"
-        lines += [header + " critical path |", rule + "---|"]
-        for row in rows:
-            if row["device"] != device:
+    header, rule = ["unit"], ["---"]
+    for device in devices:
+        header += [f"{device} {name}" for name in ("LUT", "FF", "EBR", "DSP", "Fmax")]
+        rule += ["---:"] * 5
+        if device in FMAX_GOAL_MHZ:
+            header.append(f"≥ {FMAX_GOAL_MHZ[device]:g} MHz")
+            rule.append(":-:")
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    for unit in units:
+        cells = [unit]
+        for device in devices:
+            row = by_key.get((unit, device))
+            goal = FMAX_GOAL_MHZ.get(device)
+            if row is None or "error" in row:
+                cells += [row["error"] if row else "—", "", "", "", ""] + ([""] if goal else [])
                 continue
-            if "error" in row:
-                lines.append(f"| {row['unit']} | defaults | {row['error']} | | | | | "
-                             + ("| " if goal else "") + "|")
-                continue
-            path = row["critical_path"]
-            where = (f"{path['levels']} levels, {path['delay_ns']} ns: `{path['start']}` → "
-                     f"`{path['end']}`") if path else "—"
-            cells = [row["unit"], _params(row["params"]), row["lut"], row["ff"], row["bram"],
-                     row["dsp"], row["fmax_mhz"]]
+            cells += [row["lut"], row["ff"], row["bram"], row["dsp"], row["fmax_mhz"]]
             if goal:
                 cells.append("yes" if row["fmax_mhz"] >= goal else "**no**")
-            cells.append(where)
-            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-        notes = [f"- {row['unit']}: {warning}" for row in rows
-                 if row["device"] == device for warning in row.get("warnings", [])]
-        notes += [f"- {row['unit']}: {row['detail']}" for row in rows
-                  if row["device"] == device and "error" in row]
-        if notes:
-            lines += ["", "Notes:", ""] + notes
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+
+    lines += ["", "## Critical paths", ""]
+    for device in devices:
+        lines += [f"{get_device(device).label}:", ""]
+        for unit in units:
+            row = by_key.get((unit, device))
+            if row is None or "error" in row or not row["critical_path"]:
+                continue
+            path = row["critical_path"]
+            via = " via " + ", ".join(f"`{n}`" for n in path["through"]) \
+                if path.get("through") else ""
+            lines.append(f"- **{unit}**: {path['levels']} logic levels, {path['delay_ns']} ns "
+                         f"({path['logic_ns']} logic + {path['routing_ns']} routing), "
+                         f"`{path['start']}` → `{path['end']}`{via}")
         lines.append("")
+
+    lines += ["## Default parameters", ""]
+    for unit in units:
+        row = next((r for r in rows if r["unit"] == unit and "params" in r), None)
+        if row is not None:
+            lines.append(f"- **{unit}**: {_params(row['params'])}")
+    notes = [f"- {row['unit']} on {row['device']}: {warning}" for row in rows
+             for warning in row.get("warnings", [])]
+    notes += [f"- {row['unit']} on {row['device']}: {row['error']}: {row['detail']}"
+              for row in rows if "error" in row]
+    if notes:
+        lines += ["", "## Notes", ""] + notes
     lines += [
+        "",
         "Regenerate with `spikeforge synth table` (results are cached under `build/synth/`).",
         "",
     ]

@@ -34,7 +34,8 @@ def port_bits(component):
 
 
 class OutOfContext(wiring.Component):
-    """Wraps ``component`` so that it needs five pins (``clk``, ``rst``, ``sdi``, ``load``, ``sdo``).
+    """Wraps ``component`` so that it needs five pins: ``clk``, ``rst``, ``sdi``, ``load``,
+    ``sdo``.
 
     Parameters
     ----------

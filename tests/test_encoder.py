@@ -11,10 +11,11 @@ from spikeforge.verif.runner import simulate
 from spikeforge.verif.sim_streams import put_stream, get_stream
 
 
-def random_words(rng, *, width, channels, planes, tokens):
+def random_words(rng, *, width, channels, planes, tokens, taps=1):
     """``(word, last)`` stream of ``tokens`` tokens with all-zero, all-one and random words
-    (junk above ``channels`` included, which the encoder must ignore)."""
-    per_token = planes * -(-channels // width)
+    (junk above ``channels`` included, which the encoder must ignore). ``taps > 1`` puts that
+    many plane groups in one token, as the engine's conv window does."""
+    per_token = taps * planes * -(-channels // width)
     words = []
     for t in range(tokens):
         rate = [0.0, 1.0][t] if t < 2 else rng.choice([0.02, 0.1, 0.5, 0.9])
@@ -25,10 +26,11 @@ def random_words(rng, *, width, channels, planes, tokens):
 
 
 def run_encoder(*, width, channels, planes=1, count=1, chunk=1, tokens=20, idle=0.3,
-                stall=0.3, seed=1):
+                stall=0.3, seed=1, taps=1):
     rng = random.Random(seed)
     dut = SpikeEncoder(width=width, channels=channels, planes=planes, count=count, chunk=chunk)
-    words = random_words(rng, width=width, channels=channels, planes=planes, tokens=tokens)
+    words = random_words(rng, width=width, channels=channels, planes=planes, tokens=tokens,
+                         taps=taps)
     expected = spike_events(words, width=width, channels=channels, planes=planes, count=count,
                             chunk=chunk)
     in_layout = dut.i.payload.shape()
@@ -57,6 +59,7 @@ def run_encoder(*, width, channels, planes=1, count=1, chunk=1, tokens=20, idle=
     dict(width=16, channels=30, planes=3, count=2),
     dict(width=32, channels=64, chunk=8, count=1),
     dict(width=8, channels=8, count=8, idle=0.0, stall=0.0),
+    dict(width=8, channels=12, planes=2, taps=3),
 ])
 def test_encoder_matches_golden(config):
     got, expected = run_encoder(**config)

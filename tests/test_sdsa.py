@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from spikeforge.golden.attention import sdsa_int, kv_int
@@ -149,6 +150,12 @@ def test_bad_parameters(kwargs, name):
     args = {"variant": "ssa", "tokens": 4, "channels": 8, "heads": 2, "steps": 2, "shift": 3}
     with pytest.raises((TypeError, ValueError), match=name):
         SDSA(**{**args, **kwargs})
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_multiplier_free(variant):
+    text = rtlil.convert(SDSA(variant=variant, tokens=16, channels=16, heads=2, steps=4))
+    assert "$mul" not in text and "$div" not in text and "$mod" not in text
 
 
 def test_kv_popcount_bad_parameters():

@@ -84,7 +84,7 @@ def test_report_parsing():
     path = critical_path(report)
     assert path == {"start": "acc[3]", "end": "output port", "levels": 1, "delay_ns": 2.6,
                     "logic_ns": 1.0, "routing_ns": 1.6, "start_cell": "dut.acc[3]_TRELLIS_FF_Q_2",
-                    "end_cell": "capture_TRELLIS_FF_Q", "nets": ["n1", "n2"]}
+                    "end_cell": "capture_TRELLIS_FF_Q", "nets": ["n1", "n2"], "through": []}
     assert describe_path(path).startswith("acc[3] -> output port: 1 logic levels, 2.6 ns")
 
 

@@ -1,11 +1,14 @@
 """Drivers and model of :class:`~spikeforge.hdl.engine.SpikeEngine` shared by its cocotb
 testbench, its Amaranth-simulator tests and its benchmark: random layers, input tensors as spike
-word streams (bit-plane by bit-plane), the golden output as lane beats, and the op counts."""
+word streams (bit-plane by bit-plane), the golden output as lane beats, and the op counts.
+
+Tensors here are NumPy int64 arrays (the golden ops take them as well as torch tensors), so the
+cocotb testbench never imports torch inside the simulator.
+"""
 
 import numpy as np
-import torch
 
-from spikeforge.golden.conv import conv2d_int, linear_int
+from spikeforge.golden.conv import conv2d_int, linear_int, windows
 from spikeforge.golden.sops import conv2d_sops, linear_sops
 from spikeforge.golden.spikes import pack_words
 
@@ -51,14 +54,14 @@ def random_weights(rng, engine, *, extremes=0.2):
     shape = weight_shape(engine)
     values = [rng.choice((lo, hi)) if rng.random() < extremes else rng.randint(lo, hi)
               for _ in range(int(np.prod(shape)))]
-    return torch.tensor(values, dtype=torch.int64).reshape(shape)
+    return np.array(values, dtype=np.int64).reshape(shape)
 
 
 def random_bias(rng, engine, *, extremes=0.2):
     lo, hi = -(1 << (engine.bias_bits - 1)), (1 << (engine.bias_bits - 1)) - 1
-    return torch.tensor([rng.choice((lo, hi)) if rng.random() < extremes
-                         else rng.randint(lo // 4, hi // 4) for _ in range(engine.c_out)],
-                        dtype=torch.int64)
+    return np.array([rng.choice((lo, hi)) if rng.random() < extremes
+                     else rng.randint(lo // 4, hi // 4) for _ in range(engine.c_out)],
+                    dtype=np.int64)
 
 
 def _input_range(engine):
@@ -83,7 +86,7 @@ def random_input(rng, engine, count, rate):
     out = []
     for r in rates:
         out.append([rng.choice(nonzero) if rng.random() < r else 0 for _ in range(per)])
-    return torch.tensor(out, dtype=torch.int64).reshape(len(rates), *shape)
+    return np.array(out, dtype=np.int64).reshape(len(rates), *shape)
 
 
 def token_words(engine, values):
@@ -102,7 +105,7 @@ def input_words(engine, x):
     if engine.kind == "linear":
         tokens = x.reshape(-1, engine.c_in)
     else:
-        tokens = x.permute(0, 2, 3, 1).reshape(-1, engine.c_in)
+        tokens = x.transpose(0, 2, 3, 1).reshape(-1, engine.c_in)
     return [w for token in tokens.tolist() for w in token_words(engine, token)]
 
 
@@ -114,7 +117,7 @@ def golden_output(engine, x, weights, bias):
         return linear_int(x, weights, bias, **common)
     y = conv2d_int(x, weights, bias, stride=engine.stride, padding=engine.padding,
                    groups=engine.c_in if engine.kind == "depthwise" else 1, **common)
-    return y.permute(0, 2, 3, 1).reshape(-1, engine.c_out)
+    return y.transpose(0, 2, 3, 1).reshape(-1, engine.c_out)
 
 
 def output_beats(engine, y):
@@ -146,15 +149,9 @@ def _depthwise_slices(engine, x):
     p, groups = engine.lanes, engine.groups
     total = 0
     for b in range(engine.input_bits):
-        plane = (raw >> b) & 1
-        pad = [0] * (groups * p - engine.c_in)
-        if pad:
-            plane = torch.nn.functional.pad(plane, (0, 0, 0, 0, 0, len(pad)))
-        sliced = plane.reshape(plane.shape[0], groups, p, *plane.shape[2:]).amax(dim=2)
-        padded = torch.nn.functional.pad(sliced, (engine.padding,) * 4)
-        win = padded.unfold(2, engine.kernel, engine.stride).unfold(3, engine.kernel,
-                                                                    engine.stride)
-        total += int(win.sum())
+        plane = np.pad((raw >> b) & 1, ((0, 0), (0, groups * p - engine.c_in), (0, 0), (0, 0)))
+        sliced = plane.reshape(plane.shape[0], groups, p, *plane.shape[2:]).max(axis=2)
+        total += int(windows(sliced, engine.kernel, engine.stride, engine.padding).sum())
     return total
 
 

@@ -9,7 +9,7 @@ golden op and its lane beats are expected in order.
 """
 
 import cocotb
-import torch
+import numpy as np
 from cocotb.triggers import ClockCycles
 
 from spikeforge.hdl.engine import load_beats
@@ -60,10 +60,10 @@ async def engine_matches_golden(dut):
             tokens.append(em.token_values(engine, words))
             words.clear()
         if len(tokens) == per_unit:
-            t = torch.tensor(tokens, dtype=torch.int64)
+            t = np.array(tokens, dtype=np.int64)
             unit = (t if linear else
                     t.reshape(1, engine.in_height, engine.in_width, engine.c_in)
-                    .permute(0, 3, 1, 2))
+                    .transpose(0, 3, 1, 2))
             for expected in em.output_beats(engine, em.golden_output(engine, unit, weights,
                                                                       bias)):
                 board.expect(expected)

@@ -96,7 +96,8 @@ UNITS = {unit.name: unit for unit in [
         defaults={"variant": "ssa", "tokens": 9, "channels": 16, "heads": 4, "steps": 4,
                   "shift": 3},
         # 12 samples x 4 steps x 9 tokens = 432 checked output words.
-        stimulus={"samples": 12, "kv_idle": 0.3, "q_idle": 0.3, "out_stall": 0.3},
+        stimulus={"samples": 12, "kv_idle": 0.3, "q_idle": 0.3, "out_stall": 0.3,
+                  "rates": None},
     ),
     Unit(
         name="residual",

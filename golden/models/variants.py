@@ -17,7 +17,6 @@ metaspikformer-8-512   released ImageNet model, 55.35 M parameters (structure on
 =====================  ================================================================
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -7,6 +7,8 @@ import click
 
 # Benchmark name -> "module:attribute" of a click command.
 BENCHMARKS = {
+    "sdsa": "spikeforge.verif.bench_sdsa:command",
+    "engine": "spikeforge.verif.bench_engine:command",
 }
 
 

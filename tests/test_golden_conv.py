@@ -1,0 +1,150 @@
+"""Golden integer ops against torch float64 convolutions, and the SOP / event counts."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from spikeforge.golden.conv import (accumulator_bits, bit_planes, conv2d_int, linear_int,
+                                    saturate, signed_range)
+from spikeforge.golden.sops import conv2d_sops, linear_sops, popcount, spike_events
+
+
+def _inputs(gen, shape, bits, signed):
+    lo, hi = signed_range(bits) if signed else (0, (1 << bits) - 1)
+    return torch.randint(lo, hi + 1, shape, generator=gen, dtype=torch.int64)
+
+
+CONVS = [  # (C_in, C_out, H, W, k, stride, padding, groups)
+    (5, 7, 6, 6, 1, 1, 0, 1),
+    (4, 6, 7, 5, 3, 1, 1, 1),
+    (3, 4, 8, 8, 3, 2, 1, 1),
+    (3, 5, 9, 9, 7, 1, 3, 1),
+    (2, 3, 10, 10, 7, 2, 3, 1),
+    (6, 6, 5, 5, 3, 1, 1, 6),       # depthwise
+    (4, 4, 9, 9, 7, 1, 3, 4),       # depthwise 7x7
+    (4, 6, 5, 5, 3, 1, 0, 2),       # grouped
+]
+
+
+@pytest.mark.parametrize("bits, signed", [(1, False), (3, False), (4, True)])
+@pytest.mark.parametrize("shape", CONVS)
+def test_conv2d_int_equals_float64_conv(shape, bits, signed):
+    c_in, c_out, h, w, k, stride, padding, groups = shape
+    gen = torch.Generator().manual_seed(hash((shape, bits, signed)) & 0xFFFF)
+    x = _inputs(gen, (2, c_in, h, w), bits, signed)
+    weight = torch.randint(-128, 128, (c_out, c_in // groups, k, k), generator=gen)
+    bias = torch.randint(-1000, 1000, (c_out,), generator=gen)
+    got = conv2d_int(x, weight, bias, stride=stride, padding=padding, groups=groups,
+                     input_bits=bits, input_signed=signed)
+    want = torch.nn.functional.conv2d(x.double(), weight.double(), bias.double(), stride=stride,
+                                      padding=padding, groups=groups)
+    assert got.dtype == torch.int64
+    assert torch.equal(got, want.round().long())
+
+
+@pytest.mark.parametrize("bits, signed", [(1, False), (2, False), (5, True)])
+def test_linear_int_equals_float64_linear(bits, signed):
+    gen = torch.Generator().manual_seed(bits)
+    x = _inputs(gen, (3, 4, 33), bits, signed)
+    weight = torch.randint(-128, 128, (17, 33), generator=gen)
+    bias = torch.randint(-500, 500, (17,), generator=gen)
+    got = linear_int(x, weight, bias, input_bits=bits, input_signed=signed)
+    want = torch.nn.functional.linear(x.double(), weight.double(), bias.double())
+    assert got.shape == (3, 4, 17)
+    assert torch.equal(got, want.long())
+
+
+def test_bit_planes_rebuild_the_integer():
+    x = torch.arange(-8, 8)
+    planes = bit_planes(x, 4, input_signed=True)
+    assert torch.equal(sum(weight * plane for plane, weight in planes), x)
+    assert [w for _, w in planes] == [1, 2, 4, -8]
+
+
+def test_saturation_is_once_at_the_end():
+    gen = torch.Generator().manual_seed(5)
+    x = _inputs(gen, (1, 8, 5, 5), 1, False)
+    weight = torch.randint(-128, 128, (4, 8, 3, 3), generator=gen)
+    exact = conv2d_int(x, weight, padding=1)
+    got = conv2d_int(x, weight, padding=1, acc_bits=9)
+    assert torch.equal(got, exact.clamp(-256, 255))
+    assert (exact.abs() > 255).any()          # the case really saturates
+    assert saturate(1000, 8) == 127 and saturate(-1000, 8) == -128 and saturate(5, 8) == 5
+
+
+@pytest.mark.parametrize("fan_in, weight_bits, input_bits, bias_bits", [
+    (64, 8, 1, 16), (576, 8, 1, 16), (49, 6, 4, 12), (1, 2, 1, 2)])
+def test_accumulator_bits_hold_the_worst_partial_sum(fan_in, weight_bits, input_bits,
+                                                     bias_bits):
+    bits = accumulator_bits(fan_in=fan_in, weight_bits=weight_bits, input_bits=input_bits,
+                            bias_bits=bias_bits)
+    lo, hi = signed_range(bits)
+    w_lo = -(1 << (weight_bits - 1))
+    worst = -(1 << (bias_bits - 1)) + fan_in * ((1 << input_bits) - 1) * w_lo
+    assert lo <= worst and hi >= -worst - 1
+
+
+def test_numpy_inputs_give_numpy_results():
+    x = np.ones((1, 2, 3, 3), dtype=np.int64)
+    w = np.full((1, 2, 2, 2), 3, dtype=np.int64)
+    out = conv2d_int(x, w)
+    assert isinstance(out, np.ndarray) and (out == 24).all()
+
+
+def test_bad_inputs_raise():
+    w = torch.ones((1, 1, 3, 3), dtype=torch.int64)
+    with pytest.raises(ValueError, match="x must hold 1-bit"):
+        conv2d_int(torch.full((1, 1, 4, 4), 2), w)
+    with pytest.raises(TypeError, match="x must be an int64"):
+        conv2d_int(torch.ones((1, 1, 4, 4)), w)
+    with pytest.raises(ValueError, match="kernel 3 is larger"):
+        conv2d_int(torch.ones((1, 1, 2, 2), dtype=torch.int64), w)
+    with pytest.raises(ValueError, match="groups"):
+        conv2d_int(torch.ones((1, 2, 4, 4), dtype=torch.int64), w, groups=3)
+
+
+# --- SOP counting
+
+def _brute_force_events(x, k, stride, padding, bits):
+    b, c, h, w = x.shape
+    h_out = (h + 2 * padding - k) // stride + 1
+    w_out = (w + 2 * padding - k) // stride + 1
+    events = 0
+    for n, oy, ox, ci, ky, kx in itertools.product(range(b), range(h_out), range(w_out),
+                                                   range(c), range(k), range(k)):
+        iy, ix = oy * stride - padding + ky, ox * stride - padding + kx
+        if 0 <= iy < h and 0 <= ix < w:
+            events += bin(int(x[n, ci, iy, ix]) & ((1 << bits) - 1)).count("1")
+    return events, b * h_out * w_out
+
+
+@pytest.mark.parametrize("k, stride, padding, groups, bits", [
+    (3, 1, 1, 1, 1), (3, 2, 1, 1, 2), (7, 1, 3, 1, 1), (3, 1, 1, 4, 3)])
+def test_conv2d_sops_counts_events(k, stride, padding, groups, bits):
+    gen = torch.Generator().manual_seed(k + stride)
+    x = _inputs(gen, (2, 4, 7, 7), bits, False)
+    count = conv2d_sops(x, (8, 4 // groups, k, k), stride=stride, padding=padding,
+                        groups=groups, input_bits=bits)
+    events, outputs = _brute_force_events(x, k, stride, padding, bits)
+    assert count.events == events
+    assert count.sops == events * 8 // groups
+    assert count.dense_macs == outputs * 8 * (4 // groups) * k * k
+
+
+def test_linear_sops():
+    x = torch.tensor([[1, 0, 3], [0, 0, 0]])
+    count = linear_sops(x, (5, 3), input_bits=2)
+    assert (count.events, count.sops, count.dense_macs) == (3, 15, 30)
+    assert popcount(torch.tensor([-1, 5]), 4).tolist() == [4, 2]
+
+
+def test_spike_events():
+    # Two planes of one 8-bit word, channels 6: bit 7 is junk; a token of zeros closes empty.
+    words = [(0b10100101, False), (0b00000010, True), (0, False), (0, True)]
+    assert spike_events(words, width=8, channels=6, planes=2, count=2) == [
+        (((0, 1), (2, 1)), 0, False), (((5, 1),), 0, False), (((1, 1),), 1, True),
+        ((), 1, True)]
+    assert spike_events([(0xF0F0, True)], width=16, channels=16, chunk=4) == [
+        (((1, 0xF),), 0, False), (((3, 0xF),), 0, True)]

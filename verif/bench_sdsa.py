@@ -1,0 +1,121 @@
+"""``spikeforge bench sdsa``: cycles per head of the attention units against the analytic bound.
+
+Each point simulates one sample (``steps`` time steps) of the SDSA unit on the cocotb flow at
+realistic firing rates, without stalls, checked against the golden model as in every run, and
+compares the cycles from reset to the last output word with a lower bound computed from the very
+spikes the testbench sent (regenerated from the same seed). The bounds, per time step ``t``
+(docs/attention.md):
+
+* ``v1``: ``2 N`` (the unit takes one K/V token and one Q token per cycle).
+* ``ssa``: ``max(N, K_t) + max(N * heads, Q_t)``: at most one K/V token and one K^T V row update
+  per cycle, then at most one score beat and one Q-spike row accumulate per cycle.
+* ``qk_first``: ``N + max(N, P_t)``: the K/V tokens, then at least one cycle per Q token and one
+  select-and-add per query/key pair that overlaps in some head (``P_t`` pairs).
+
+Figures are reported per head and time step: ``cycles / (heads * steps)``.
+"""
+
+import random
+
+import click
+
+from spikeforge.commands.common import json_option, emit
+from spikeforge.errors import as_user_error
+
+__all__ = ["command", "bound_cycles", "DEFAULT_RATES"]
+
+#: Firing rates of Q, K, V measured on SDT-V1 8-768 (SEEDS.md D, issue #25 of the V1 repo).
+DEFAULT_RATES = (0.2, 0.02, 0.03)
+
+
+def _count(word):
+    return bin(word).count("1")
+
+
+def bound_cycles(variant, samples, *, tokens, channels, heads, steps):
+    """Lower-bound cycles of one run's stimulus (``make_samples`` output) for ``variant``."""
+    dh = channels // heads
+    head_masks = [((1 << dh) - 1) << (h * dh) for h in range(heads)]
+    total = 0
+    for sample in samples:
+        for t in range(steps):
+            step = sample[t * tokens:(t + 1) * tokens]
+            if variant == "v1":
+                total += 2 * tokens
+            elif variant == "ssa":
+                k_spikes = sum(_count(k) for _, k, _ in step)
+                q_spikes = sum(_count(q) for q, _, _ in step)
+                total += max(tokens, k_spikes) + max(tokens * heads, q_spikes)
+            else:
+                pairs = sum(1 for q, _, _ in step for _, k, _ in step
+                            if any(q & k & mask for mask in head_masks))
+                total += tokens + max(tokens, pairs)
+    return total
+
+
+def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulator, seed):
+    """Simulate one configuration; return its figures as a dict."""
+    from spikeforge.verif.runner import simulate
+    from spikeforge.verif.tb_sdsa import make_samples
+    params = {"variant": variant, "tokens": tokens, "channels": channels, "heads": heads,
+              "steps": steps, "shift": shift}
+    stimulus = {"samples": 1, "kv_idle": 0.0, "q_idle": 0.0, "out_stall": 0.0,
+                "rates": list(rates)}
+    result = simulate("sdsa", params=params, stimulus=stimulus, simulator=simulator, seed=seed)
+    samples = make_samples(random.Random(seed), count=1, tokens=tokens, channels=channels,
+                           steps=steps, rates=rates)
+    bound = bound_cycles(variant, samples, tokens=tokens, channels=channels, heads=heads,
+                         steps=steps)
+    per = heads * steps
+    spikes = {name: sum(_count(triple[i]) for s in samples for triple in s)
+              for i, name in enumerate("qkv")}
+    neurons = steps * tokens * channels
+    return {
+        "variant": variant, "tokens": tokens, "channels": channels, "heads": heads,
+        "steps": steps, "simulator": simulator, "seed": seed,
+        "rates_measured": {n: round(c / neurons, 4) for n, c in spikes.items()},
+        "cycles": result.cycles, "bound": bound,
+        "cycles_per_head": round(result.cycles / per, 1),
+        "bound_per_head": round(bound / per, 1),
+        "ratio": round(result.cycles / bound, 3),
+        "checked": result.checked, "mismatches": result.mismatches,
+    }
+
+
+@click.command("sdsa")
+@click.option("--variant", "variants", multiple=True, default=("v1", "ssa", "qk_first"),
+              show_default=True, help="Variant(s) to measure (repeatable).")
+@click.option("--tokens", "-n", "token_counts", multiple=True, type=int,
+              default=(16, 64, 196), show_default=True, help="N values (repeatable).")
+@click.option("--channels", "-d", default=64, show_default=True, help="D.")
+@click.option("--heads", default=8, show_default=True)
+@click.option("--steps", "-t", default=4, show_default=True, help="T, time steps per sample.")
+@click.option("--shift", default=3, show_default=True, help="Score scale 2**-shift.")
+@click.option("--rates", nargs=3, type=float, default=DEFAULT_RATES, show_default=True,
+              help="Firing rates of Q, K, V.")
+@click.option("--simulator", "-s", default="verilator", show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@json_option
+def command(variants, token_counts, channels, heads, steps, shift, rates, simulator, seed,
+            as_json):
+    """Cycles per head and time step of the SDSA variants against the analytic bound."""
+    from tqdm import tqdm
+    points = [(v, n) for v in variants for n in token_counts]
+    rows = []
+    with as_user_error():
+        for variant, tokens in tqdm(points, desc="sdsa", disable=as_json, leave=False):
+            rows.append(run_point(variant, tokens=tokens, channels=channels, heads=heads,
+                                  steps=steps, shift=shift, rates=rates, simulator=simulator,
+                                  seed=seed))
+    if as_json:
+        emit({"benchmark": "sdsa", "rates": list(rates), "points": rows}, True)
+        return
+    click.echo(f"SDSA, D={channels}, heads={heads}, T={steps}, rates q/k/v={rates}, "
+               f"{simulator}; cycles per head per time step")
+    click.echo(f"{'variant':9} {'N':>4} {'cycles':>9} {'bound':>9} {'ratio':>6}  "
+               f"{'rates q/k/v measured':22} checked")
+    for r in rows:
+        measured = "/".join(str(r["rates_measured"][n]) for n in "qkv")
+        click.echo(f"{r['variant']:9} {r['tokens']:>4} {r['cycles_per_head']:>9} "
+                   f"{r['bound_per_head']:>9} {r['ratio']:>6}  {measured:22} "
+                   f"{r['checked']} ({r['mismatches']} mismatches)")
