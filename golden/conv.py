@@ -155,7 +155,8 @@ def conv2d_int(x, weight, bias=None, *, stride=1, padding=0, groups=1, acc_bits=
 
     Returns
     -------
-    int64 tensor (array for an array ``x``) (B, C_out, H_out, W_out), ``H_out = (H + 2 padding - k) // stride + 1``.
+    int64 tensor (array for an array ``x``) (B, C_out, H_out, W_out),
+    ``H_out = (H + 2 padding - k) // stride + 1``.
     """
     x, was_torch = _as_int64(x, "x")
     weight, _ = _as_int64(weight, "weight")

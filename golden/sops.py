@@ -54,7 +54,8 @@ def conv2d_sops(x, weight_shape, *, stride=1, padding=0, groups=1, input_bits=1)
     if c_in != c_per_group * groups:
         raise ValueError(f"weight shape {tuple(weight_shape)} does not fit C_in={c_in}, "
                          f"groups={groups}")
-    win = windows(_as_int64(popcount(x, input_bits), "x")[0], k, stride, padding)   # (B, C_in, Ho, Wo, k, k)
+    # (B, C_in, H_out, W_out, k, k)
+    win = windows(_as_int64(popcount(x, input_bits), "x")[0], k, stride, padding)
     h_out, w_out = win.shape[2], win.shape[3]
     events = int(win.sum())
     return OpCount(events=events, sops=events * (c_out // groups),

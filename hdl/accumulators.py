@@ -66,8 +66,8 @@ def saturate_value(value, bits):
 class SpikeAccumulator(wiring.Component):
     """P adder lanes over a ping-pong partial-sum memory.
 
-    Each cycle takes (at most) one accumulate op: reads one ``lanes``-wide weight row and adds
-    it, masked by ``op.mask``, shifted left by ``op.plane`` and negated for the signed top plane,
+    Each cycle takes (at most) one accumulate op (a three-stage pipeline: weight-row read,
+    addend shaping, read-modify-write): reads one ``lanes``-wide weight row and adds it, masked by ``op.mask``, shifted left by ``op.plane`` and negated for the signed top plane,
     into the partial sums of one lane group. An ``expand`` op stays for ``groups`` cycles and adds
     rows ``row << group_bits | g`` into groups ``g = 0 .. groups-1``. The first add into a group
     of a token starts from the group's bias (a per-group *touched* flag, so there is no clearing
@@ -161,7 +161,9 @@ class SpikeAccumulator(wiring.Component):
 
         # touched[bank, group]: the group's partial sums hold this token's adds (else: its bias).
         touched = Signal(2 << gbits)
-        # full[bank]: the bank holds a finished token waiting to drain.
+        # closed[bank]: the bank's token has issued its last op (stage 0 may not reuse the bank
+        # until it is drained); full[bank]: that last op has retired, the bank can drain.
+        closed = Signal(2)
         full = Signal(2)
 
         # --- load port
@@ -180,7 +182,7 @@ class SpikeAccumulator(wiring.Component):
         op = self.ops.payload
         bank = Signal()
         step = Signal(range(groups))
-        room = ~full.bit_select(bank, 1)
+        room = ~full.bit_select(bank, 1)  # DELIBERATE BREAK
         issue = self.ops.valid & room
         group = Mux(op.expand, step, op.group)
         final = op.null | ~op.expand | (step == groups - 1)
@@ -204,23 +206,34 @@ class SpikeAccumulator(wiring.Component):
             with m.If(op.expand & ~op.null):
                 m.d.sync += step.eq(Mux(step == groups - 1, 0, step + 1))
             with m.If(final & op.last):
-                m.d.sync += bank.eq(~bank)
+                m.d.sync += [bank.eq(~bank), closed.bit_select(bank, 1).eq(1)]
 
-        # --- stage 1: add the (shifted, masked, signed) row into the partial sums
-        slot = address(s1.group, s1.bank)
-        first = ~touched.bit_select(slot, 1)
+        # --- stage 1: shape the row into the addend (lane mask, shift, sign); a register stage
+        # of its own so the memory read and the barrel shift are not in the adder's path
+        s2 = Signal(data.StructLayout({
+            "valid": 1, "null": 1, "last": 1, "bank": 1, "group": unsigned(max(1, gbits)),
+            "addend": data.ArrayLayout(signed(self._sum_bits), lanes),
+        }))
         negate = (s1.plane == self._planes - 1) if self._signed else Const(0)
-        m.d.comb += [p_acc.addr.eq(slot), b_acc.addr.eq(s1.group), p_write.addr.eq(slot)]
+        m.d.sync += [s2.valid.eq(s1.valid), s2.null.eq(s1.null), s2.last.eq(s1.last),
+                     s2.bank.eq(s1.bank), s2.group.eq(s1.group)]
         for j in range(lanes):
             shifted = w_read.data[j] << s1.plane
-            addend = Mux(s1.mask[j], Mux(negate, -shifted, shifted), 0)
+            m.d.sync += s2.addend[j].eq(Mux(s1.mask[j], Mux(negate, -shifted, shifted), 0))
+
+        # --- stage 2: read-modify-write of the group's partial sums (asynchronous read, so the
+        # next cycle's add to the same group already sees this one: no forwarding needed)
+        slot = address(s2.group, s2.bank)
+        first = ~touched.bit_select(slot, 1)
+        m.d.comb += [p_acc.addr.eq(slot), b_acc.addr.eq(s2.group), p_write.addr.eq(slot)]
+        for j in range(lanes):
             old = Mux(first, b_acc.data[j], p_acc.data[j])
-            m.d.comb += p_write.data[j].eq(old + addend)
-        with m.If(s1.valid & ~s1.null):
+            m.d.comb += p_write.data[j].eq(old + s2.addend[j])
+        with m.If(s2.valid & ~s2.null):
             m.d.comb += p_write.en.eq(1)
             m.d.sync += touched.bit_select(slot, 1).eq(1)
-        with m.If(s1.valid & s1.last):
-            m.d.sync += full.bit_select(s1.bank, 1).eq(1)
+        with m.If(s2.valid & s2.last):
+            m.d.sync += full.bit_select(s2.bank, 1).eq(1)
 
         # --- drain: the oldest full bank, one group per beat, saturated once
         d_bank = Signal()
@@ -246,7 +259,8 @@ class SpikeAccumulator(wiring.Component):
             m.d.sync += touched.bit_select(d_slot, 1).eq(0)
             with m.If(d_group == groups - 1):
                 m.d.sync += [d_group.eq(0), d_bank.eq(~d_bank),
-                             full.bit_select(d_bank, 1).eq(0)]
+                             full.bit_select(d_bank, 1).eq(0),
+                             closed.bit_select(d_bank, 1).eq(0)]
             with m.Else():
                 m.d.sync += d_group.eq(d_group + 1)
         return m

@@ -61,11 +61,14 @@ class LIFArray(wiring.Component):
     rewritten a row at a time through ``thr`` (a write affects beats accepted after it; load
     between samples).
 
-    Pipeline: accept and read (membrane row, threshold row) → compute ``H`` → compare, reset,
-    write back and register the spikes. One beat per cycle when no stream stalls (``lanes``
-    neuron updates per cycle), latency 3 cycles. A read of a row still being written is
-    forwarded: the membrane read port is transparent when ``neurons / lanes <= 2``, and when it is
-    1 the computed ``H`` takes the membrane that the compare stage is writing that very cycle.
+    Pipeline: accept and read (membrane row, threshold row) → [register the rows read] →
+    compute ``H`` → compare, reset, write back and register the spikes. One beat per cycle when no
+    stream stalls (``lanes`` neuron updates per cycle). With ``neurons / lanes >= 4`` rows the
+    memory outputs are registered (latency 4: a block RAM's slow clock-to-output is off the
+    arithmetic path), and no beat can read a row that a beat ahead of it has yet to write. With
+    fewer rows the pipeline is one stage shorter (latency 3) and a read of a row still being
+    written is forwarded: the membrane read port is transparent, and with a single row the
+    ``H`` stage takes the membrane that the compare stage writes that very cycle.
 
     Parameters
     ----------
@@ -158,8 +161,10 @@ class LIFArray(wiring.Component):
     thresholds = property(lambda self: [list(row) for row in self._thresholds])
     #: Membrane memory rows: beats per time step.
     beats_per_step = property(lambda self: self._neurons // self._lanes)
+    #: Whether the rows read from the memories are registered before the arithmetic.
+    registered_read = property(lambda self: self.beats_per_step >= 4)
     #: Cycles from an accepted beat to its spike beat being valid.
-    latency = 3
+    latency = property(lambda self: 4 if self.registered_read else 3)
 
     @staticmethod
     def _fires(membrane, threshold):
@@ -175,7 +180,8 @@ class LIFArray(wiring.Component):
 
         m.submodules.membranes = membranes = Memory(shape=membrane_row, depth=rows, init=[])
         mem_wr = membranes.write_port()
-        mem_rd = membranes.read_port(transparent_for=(mem_wr,) if rows <= 2 else ())
+        registered = self.registered_read
+        mem_rd = membranes.read_port(transparent_for=() if registered else (mem_wr,))
         m.submodules.thresholds = thresholds = Memory(
             shape=threshold_layout, depth=self._groups, init=self._thresholds)
         thr_wr = thresholds.write_port()
@@ -189,12 +195,15 @@ class LIFArray(wiring.Component):
         ]
 
         # Handshake: a stage takes a beat when it is empty or hands its own on this cycle.
-        b_valid, c_valid = Signal(), Signal()
+        b_valid, r_valid, c_valid = Signal(), Signal(), Signal()
         o_free = ~self.o.valid | self.o.ready
         c_moves = c_valid & o_free
         c_free = ~c_valid | c_moves
-        b_moves = b_valid & c_free
-        b_free = ~b_valid | b_moves
+        if registered:
+            r_free = ~r_valid | (r_valid & c_free)
+            b_free = ~b_valid | (b_valid & r_free)
+        else:
+            b_free = ~b_valid | (b_valid & c_free)
         accept = self.i.valid & self.i.ready
         m.d.comb += self.i.ready.eq(b_free)
 
@@ -209,6 +218,7 @@ class LIFArray(wiring.Component):
         # Stage A → B: the memories are read while the beat is taken; their outputs hold while
         # B waits (the read enables follow B's freedom, and a membrane write, made when C moves,
         # always finds B free, so a held output is never stale).
+        # With registered reads, B → R copies B and the memory outputs; R then feeds C.
         meta = data.StructLayout({"group": self.i.payload.group.shape(), "first": 1, "last": 1})
         b_x = Signal(self.i.payload.data.shape())
         b_meta, c_meta = Signal(meta), Signal(meta)
@@ -244,22 +254,35 @@ class LIFArray(wiring.Component):
             after = 0 if self._reset == "hard" else h - theta
             m.d.comb += v_next[lane].eq(Mux(spikes[lane], after, h))
 
-        # Stage B → C: H = sat(V + (((X << F) - V) >> k)).
+        if registered:
+            r_x, r_meta, r_fresh = Signal.like(b_x), Signal(meta), Signal()
+            r_row, r_v, r_theta = Signal.like(b_row), Signal(membrane_row), Signal.like(c_theta)
+            with m.If(r_free):
+                m.d.sync += [
+                    r_valid.eq(b_valid), r_x.eq(b_x), r_meta.eq(b_meta), r_fresh.eq(b_fresh),
+                    r_row.eq(b_row), r_v.eq(mem_rd.data), r_theta.eq(thr_rd.data),
+                ]
+            src = (r_valid, r_x, r_meta, r_fresh, r_row, r_v, r_theta)
+        else:
+            src = (b_valid, b_x, b_meta, b_fresh, b_row, mem_rd.data, thr_rd.data)
+        src_valid, src_x, src_meta, src_fresh, src_row, src_v, src_theta = src
+
+        # → Stage C: H = sat(V + (((X << F) - V) >> k)).
         h_next = Signal(membrane_row)
         for lane in range(lanes):
-            stored = mem_rd.data[lane]
+            stored = src_v[lane]
             if rows == 1:
                 stored = Mux(c_valid, v_next[lane], stored)
-            v = Mux(b_fresh, 0, stored)
-            leak = ((b_x[lane] << frac) - v) >> self._tau_log2
+            v = Mux(src_fresh, 0, stored)
+            leak = ((src_x[lane] << frac) - v) >> self._tau_log2
             m.d.comb += h_next[lane].eq(saturate(v + leak, mw))
         with m.If(c_free):
             m.d.sync += [
-                c_valid.eq(b_valid),
+                c_valid.eq(src_valid),
                 c_h.eq(h_next),
-                c_theta.eq(thr_rd.data),
-                c_meta.eq(b_meta),
-                c_row.eq(b_row),
+                c_theta.eq(src_theta),
+                c_meta.eq(src_meta),
+                c_row.eq(src_row),
             ]
 
         # Stage C → output: compare, reset, write the membrane back, register the spikes.

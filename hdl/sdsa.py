@@ -10,13 +10,13 @@ binary spikes; channel ``c`` is bit ``c`` of a word, and head ``h`` owns channel
 ``h * D_h ... (h + 1) * D_h - 1``. All streams tolerate any stall pattern.
 """
 
-from amaranth.hdl import Module, Signal, Mux, Cat, signed, unsigned
+from amaranth.hdl import Module, Signal, Mux, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .encoder import lowest_set, one_hot_index
-from .layouts import kv_pair, lane_beat, spike_word
+from .layouts import kv_pair, spike_word
 from .lif import LIFArray
 from .packer import SpikePacker
 from .params import check_int, check_choice
@@ -114,15 +114,14 @@ class _SSA(_Attention):
     """Shared back end of the SSA orders: scores ``A`` as lane beats → attention LIF → words.
 
     A subclass's ``_scores(m, beats)`` drives ``beats`` (a :class:`~.lif.LIFArray` input: lane
-    beats of ``A`` in token order, channel groups in order) from ``kv`` and ``q``. The LIF array
-    runs ``lif_int(A, threshold=2**(shift-1), frac_bits=steps)`` per neuron
+    beats of ``A`` in token order, channel groups in order) from ``kv`` and ``q``, and its
+    ``_beat_lanes()`` gives the lanes of a score beat. The LIF array runs
+    ``lif_int(A, threshold=2**(shift-1), frac_bits=steps)`` per neuron
     (:func:`spikeforge.golden.attention.ssa_int`) with a membrane of ``shift + steps + 1``
     signed bits: it saturates only where ``H >= 2**(shift+steps)``, above the threshold, where
     the neuron fires and resets whatever the exact value, so the spikes are exact. The packer
     turns each token's spike beats into one output word.
     """
-
-    _lanes = None                      # lanes of a score beat, set by the subclass
 
     def _score_width(self):
         """Unsigned bits of a score: ``A <= tokens * D_h``."""

@@ -8,9 +8,9 @@ per-module statistics; Fmax and the critical path come from nextpnr on the whole
 where every path through the unit runs from a flip-flop to a flip-flop.
 
 Every run lives in ``build/synth/<unit>/<device>-<key>/`` (RTLIL, scripts, logs, reports,
-``result.json``); the key covers the unit, its parameters, device, target frequency, seed, the
-``hdl/`` and ``synth/`` sources and the tool versions, so an identical request is answered from
-the cache and anything that could change the answer makes a new run.
+``run.json``, ``result.json``); the key covers the RTLIL of the wrapped unit, the device, target
+frequency, seed, the flow's code and the tool versions, so an identical request reuses the tools'
+outputs and anything that could change them makes a new run.
 """
 
 import hashlib
@@ -89,10 +89,11 @@ def tool_versions():
 
 
 def _flow_digest():
-    # The flow's own code decides the result too (not the table, CLI or docs code).
+    # What the tools are given depends on this code too (the report reading does not: figures
+    # are re-read from the tools' outputs on every call).
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in ("flow", "wrapper", "devices", "report"):
+    for name in ("flow", "wrapper", "devices"):
         digest.update((root / f"{name}.py").read_bytes())
     return digest.hexdigest()
 
@@ -210,36 +211,19 @@ def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True,
         "freq": freq, "seed": seed, "flow": _flow_digest(), "tools": tools},
         sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(build_root or _build_root()) / unit.name / f"{dev.name}-{key}"
-    result_path = folder / "result.json"
-    if cache and result_path.exists():
-        return SynthResult(**json.loads(result_path.read_text()))
+    run_path = folder / "run.json"
+    if not (cache and run_path.exists()):
+        _run_tools(folder, design, dev, unit.name, freq, seed, say, started)
+    run = json.loads(run_path.read_text())
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "design.il").write_text(design)
-    warnings = []
-    say(f"{unit.name}: yosys {dev.yosys_synth}")
-    try:
-        _yosys(folder, dev, "", unit.name)
-    except SynthesisError as exc:
-        if "Assert" not in str(exc) or not dev.yosys_fallback:
-            raise
-        say(f"{unit.name}: yosys asserted; again with {dev.yosys_fallback}")
-        _yosys(folder, dev, dev.yosys_fallback, unit.name)
-        assertion = next(line for line in str(exc).splitlines() if "Assert" in line).strip()
-        warnings.append(f"Yosys failed ({assertion}); synthesized with "
-                        f"`{dev.yosys_synth} {dev.yosys_fallback}` instead")
-    say(f"{unit.name}: nextpnr on {dev.part}")
-    _run([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
-          "--freq", f"{freq:g}", "--seed", str(seed), "--threads", "1", "--timing-allow-fail",
-          "--report", "report.json", "-q", "-l", "nextpnr.log"],
-         folder, "nextpnr", f"nextpnr for {unit.name} on {dev.name}")
-
+    # Figures are read from the tools' own outputs each time (cheap), so a change to the report
+    # reading never needs the tools to run again.
     stat = read_stat(folder / "stat.json")
     cells = unit_cells(stat)
     figures = resources(cells, dev)
     report = json.loads((folder / "report.json").read_text())
     rtl_ff = register_bits(read_stat(folder / "rtl_stat.json"))
-
+    warnings = list(run["warnings"])
     if figures["ff"] < PLAUSIBLE_FF_SHARE * rtl_ff:
         warnings.append(f"only {figures['ff']} flip-flops for {rtl_ff} register bits in the RTL: "
                         "logic may have been optimized away")
@@ -251,13 +235,38 @@ def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True,
     result = SynthResult(
         unit=unit.name, params=resolved, device=dev.name, part=dev.part,
         speed_grade=dev.speed_grade, **figures, fmax_mhz=fmax(report), freq_target_mhz=freq,
-        seed=seed, critical_path=critical_path(report),
-        seconds=round(time.monotonic() - started, 2), rtl_ff_bits=rtl_ff, cells=cells,
-        placed=placed(report),
+        seed=seed, critical_path=critical_path(report), seconds=run["seconds"],
+        rtl_ff_bits=rtl_ff, cells=cells, placed=placed(report),
         wrapper={"input_bits": wrapper.input_bits, "output_bits": wrapper.output_bits,
                  "pins": 5},
         tools=tools, warnings=warnings)
-    tmp = result_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result.as_dict(), indent=1))
-    tmp.replace(result_path)
+    (folder / "result.json").write_text(json.dumps(result.as_dict(), indent=1))
     return result
+
+
+def _run_tools(folder, design, dev, name, freq, seed, say, started):
+    """Yosys then nextpnr in ``folder``; ``run.json`` (written last) marks a complete run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "design.il").write_text(design)
+    warnings = []
+    say(f"{name}: yosys {dev.yosys_synth}")
+    try:
+        _yosys(folder, dev, "", name)
+    except SynthesisError as exc:
+        if "Assert" not in str(exc) or not dev.yosys_fallback:
+            raise
+        say(f"{name}: yosys asserted; again with {dev.yosys_fallback}")
+        _yosys(folder, dev, dev.yosys_fallback, name)
+        assertion = next(line for line in str(exc).splitlines() if "Assert" in line).strip()
+        warnings.append(f"Yosys failed ({assertion}); synthesized with "
+                        f"`{dev.yosys_synth} {dev.yosys_fallback}` instead")
+    say(f"{name}: nextpnr on {dev.part}")
+    _run([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
+          "--freq", f"{freq:g}", "--seed", str(seed), "--threads", "1", "--timing-allow-fail",
+          "--report", "report.json", "-q", "-l", "nextpnr.log"],
+         folder, "nextpnr", f"nextpnr for {name} on {dev.name}")
+    run = folder / "run.json"
+    tmp = run.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"seconds": round(time.monotonic() - started, 2),
+                               "warnings": warnings}))
+    tmp.replace(run)

@@ -119,7 +119,9 @@ def _through(nets):
 
 # Yosys and nextpnr name a mapped cell after its signal plus the cell types it went through
 # (``c_h[1]_TRELLIS_FF_Q_5``, ``word_SB_DFFESR_Q_9_D_SB_LUT4_O_LC``): cut at the first of these.
-_TECH_SUFFIX = re.compile(r"(_(TRELLIS|SB|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|DPR16X4|ICESTORM)|\$).*")
+# RAM outputs keep the RAM's pin name (``weights_DOA6[2]``, ``rows.0.0_DO[2]``).
+_TECH_SUFFIX = re.compile(
+    r"(_(TRELLIS|SB|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|DPR16X4|ICESTORM)|_DO[AB]?\d*\b|\$).*")
 
 
 def readable_cell(cell, wrapper_side):
@@ -128,7 +130,8 @@ def readable_cell(cell, wrapper_side):
     prefix = f"{DUT_PREFIX}."
     if not cell.startswith(prefix):
         return wrapper_side
-    return _TECH_SUFFIX.sub("", cell[len(prefix):]) or cell[len(prefix):]
+    name = _TECH_SUFFIX.sub("", cell[len(prefix):]).rstrip(".")
+    return name or cell[len(prefix):]
 
 
 def describe_path(path):

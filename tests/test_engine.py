@@ -5,7 +5,6 @@ import random
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import signed
 from amaranth.sim import Simulator
 
 from spikeforge.golden.conv import saturate

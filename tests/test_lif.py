@@ -89,6 +89,10 @@ CONFIGS = {
     # two rows: the transparent read port
     "rows2-sat": dict(lanes=2, groups=2, neurons=4, steps=5, current_width=5, frac_bits=2,
                       membrane_width=5, threshold_width=3),
+    # three rows: the last short pipeline (transparent read port)
+    "rows3-soft": dict(lanes=2, neurons=6, steps=4, current_width=6, frac_bits=4, reset="soft"),
+    # four rows: the first with registered reads (a row is rewritten 4 beats later)
+    "rows4-k2": dict(lanes=3, neurons=12, steps=4, current_width=6, frac_bits=8, tau_log2=2),
 }
 
 
@@ -104,12 +108,12 @@ def test_amaranth_sim_threshold_port():
     assert got == want
 
 
-@pytest.mark.parametrize("name", ["rows6", "rows1-soft-sat"])
+@pytest.mark.parametrize("name", ["rows6", "rows3-soft", "rows1-soft-sat"])
 def test_amaranth_throughput(name):
     """No stalls: one beat (``lanes`` neuron updates) per cycle, plus the pipeline latency."""
     got, want, cycles = _run(CONFIGS[name], samples=4, idle=0, stall=0, seed=1)
     assert got == want
-    assert cycles == len(want) - 1 + LIFArray.latency
+    assert cycles == len(want) - 1 + LIFArray(**CONFIGS[name]).latency
 
 
 def test_saturation_reached():
@@ -144,7 +148,7 @@ def test_cocotb_full_throughput():
                                 "thr_idle": 0.0})
     p = UNITS["lif"].defaults
     beats = result.checked // p["lanes"]
-    overhead = 2 * p["groups"] + 2 * (LIFArray.latency + 2)
+    overhead = 2 * p["groups"] + 2 * (UNITS["lif"].build().latency + 2)
     assert beats == 8 * p["steps"] * p["neurons"] // p["lanes"]
     assert result.cycles <= beats + overhead
 

@@ -177,3 +177,12 @@ def test_broken_design_fails(monkeypatch):
     monkeypatch.setitem(UNITS, broken.name, broken)
     with pytest.raises(SimulationFailed, match="mismatches"):
         simulate(broken.name, simulator="icarus", seed=11)
+
+
+def test_bench_bound_by_hand():
+    from spikeforge.verif.bench_sdsa import bound_cycles
+    sample = [(0b0011, 0b0001, 0b1111), (0b0100, 0b1001, 0b0000)]
+    shape = {"tokens": 2, "channels": 4, "heads": 2, "steps": 1}
+    assert bound_cycles("v1", [sample], **shape) == 4
+    assert bound_cycles("ssa", [sample], **shape) == 3 + 4         # max(2, 3) + max(4, 3)
+    assert bound_cycles("qk_first", [sample], **shape) == 2 + 2    # pairs (0,0) and (0,1)

@@ -93,7 +93,8 @@ def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulato
 @click.option("--shift", default=3, show_default=True, help="Score scale 2**-shift.")
 @click.option("--rates", nargs=3, type=float, default=DEFAULT_RATES, show_default=True,
               help="Firing rates of Q, K, V.")
-@click.option("--simulator", "-s", default="verilator", show_default=True)
+@click.option("--simulator", "-s", default="icarus", show_default=True,
+              help="icarus or verilator (same cycles: no stalls, deterministic).")
 @click.option("--seed", default=1, show_default=True)
 @json_option
 def command(variants, token_counts, channels, heads, steps, shift, rates, simulator, seed,

@@ -12,8 +12,9 @@ from spikeforge.golden.conv import conv2d_int, linear_int, windows
 from spikeforge.golden.sops import conv2d_sops, linear_sops
 from spikeforge.golden.spikes import pack_words
 
-__all__ = ["engine_config", "token_values", "weight_shape", "random_weights", "random_bias", "random_input", "input_words",
-           "token_words", "golden_output", "output_beats", "op_count", "bound_cycles"]
+__all__ = ["engine_config", "token_values", "weight_shape", "random_weights", "random_bias",
+           "random_input", "input_words", "token_words", "golden_output", "output_beats",
+           "op_count", "bound_cycles", "run_amaranth"]
 
 
 def engine_config(**params):
