@@ -182,7 +182,7 @@ class SpikeAccumulator(wiring.Component):
         op = self.ops.payload
         bank = Signal()
         step = Signal(range(groups))
-        room = ~full.bit_select(bank, 1)  # DELIBERATE BREAK
+        room = ~closed.bit_select(bank, 1)
         issue = self.ops.valid & room
         group = Mux(op.expand, step, op.group)
         final = op.null | ~op.expand | (step == groups - 1)

@@ -200,10 +200,10 @@ class LIFArray(wiring.Component):
         c_moves = c_valid & o_free
         c_free = ~c_valid | c_moves
         if registered:
-            r_free = ~r_valid | (r_valid & c_free)
-            b_free = ~b_valid | (b_valid & r_free)
+            r_free = ~r_valid | c_free
+            b_free = ~b_valid | r_free
         else:
-            b_free = ~b_valid | (b_valid & c_free)
+            b_free = ~b_valid | c_free
         accept = self.i.valid & self.i.ready
         m.d.comb += self.i.ready.eq(b_free)
 
@@ -241,7 +241,7 @@ class LIFArray(wiring.Component):
                 b_row.eq(row),
             ]
 
-        # Stage C's results, needed by B when one membrane row serves every beat.
+        # Stage C's results (needed before C's inputs when one membrane row serves every beat).
         c_h = Signal(membrane_row)
         c_theta = Signal(threshold_layout)
         spikes = Signal(lanes)
@@ -267,15 +267,23 @@ class LIFArray(wiring.Component):
             src = (b_valid, b_x, b_meta, b_fresh, b_row, mem_rd.data, thr_rd.data)
         src_valid, src_x, src_meta, src_fresh, src_row, src_v, src_theta = src
 
-        # → Stage C: H = sat(V + (((X << F) - V) >> k)).
+        # → Stage C: H = sat(V + (((X << F) - V) >> k)). For tau = 2 this is (V + (X << F)) >> 1
+        # exactly (V is an integer inside the floor): one carry chain instead of two. H lies
+        # between V and X << F, so with membrane_width >= current_width + F it cannot overflow
+        # and the clamp is left out.
         h_next = Signal(membrane_row)
+        may_overflow = mw < self._current_width + frac
         for lane in range(lanes):
             stored = src_v[lane]
             if rows == 1:
                 stored = Mux(c_valid, v_next[lane], stored)
             v = Mux(src_fresh, 0, stored)
-            leak = ((src_x[lane] << frac) - v) >> self._tau_log2
-            m.d.comb += h_next[lane].eq(saturate(v + leak, mw))
+            drive = src_x[lane] << frac
+            if self._tau_log2 == 1:
+                h = (v + drive) >> 1
+            else:
+                h = v + ((drive - v) >> self._tau_log2)
+            m.d.comb += h_next[lane].eq(saturate(h, mw) if may_overflow else h)
         with m.If(c_free):
             m.d.sync += [
                 c_valid.eq(src_valid),

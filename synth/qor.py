@@ -26,11 +26,18 @@ COUNT_SLACK = 4
 FMAX_TOLERANCE = 0.10
 BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 
-# (unit, parameters over its defaults): small configurations, cheap enough for CI. Cases of units
-# not (yet) in the registry are skipped.
+# (unit, parameters over its defaults, cheap enough for the CI test): small configurations of
+# every unit. `spikeforge synth baseline` checks them all; tests/test_synth.py the cheap ones.
+# Cases of units not (yet) in the registry are skipped.
 CASES = [
-    ("packer", {"lanes": 8, "channels": 36, "width": 16}),
-    ("packer", {"lanes": 16, "channels": 64, "width": 64}),
+    ("packer", {"lanes": 8, "channels": 36, "width": 16}, True),
+    ("packer", {"lanes": 16, "channels": 64, "width": 64}, True),
+    ("uart", {"divisor": 6}, True),
+    ("residual", {}, True),
+    ("encoder", {}, True),
+    ("lif", {"lanes": 4, "neurons": 48}, False),
+    ("sdsa", {}, False),
+    ("engine", {}, False),
 ]
 
 
@@ -49,12 +56,13 @@ def _case_key(unit, params):
     return f"{unit} " + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
-def measure(device, cases=None, *, cache=True, build_root=None):
-    """Run the cases that exist in the registry; ``{case key: figures}``."""
+def measure(device, cases=None, *, ci_only=False, cache=True, build_root=None):
+    """Run the cases (default :data:`CASES`, only the cheap ones if ``ci_only``) whose unit is
+    in the registry; ``{case key: figures}``."""
     from spikeforge.verif.units import UNITS
     out = {}
-    for unit, params in cases or CASES:
-        if unit not in UNITS:
+    for unit, params, cheap in cases or CASES:
+        if unit not in UNITS or (ci_only and not cheap):
             continue
         r = synthesize(unit, device=device, params=params, seed=1, cache=cache,
                        build_root=build_root)

@@ -5,15 +5,17 @@ A unit's stream ports need hundreds of pins, more than any package has (the iCE4
 port bit alive and registered:
 
 - every input bit of the unit is a stage of a serial-in shift register fed from pin ``sdi``;
-- every output bit is captured, when ``load`` is high, into a parallel-in/serial-out shift register
-  that drains through pin ``sdo``.
+- every output bit is registered, and copied, when ``load`` is high, into a parallel-in/serial-out
+  shift register that drains through pin ``sdo``.
 
 So every input is an independent register the tools cannot treat as constant, and every output
 reaches a pin, and every timing path through the unit starts and ends at a flip-flop, as it would
 in a system. The unit is kept as its own module (``keep_hierarchy``) so its cells can be counted
 apart from the wrapper's: :mod:`.flow` reports the unit's cells and the whole design's figures
-from nextpnr separately. The wrapper costs one flip-flop per port bit plus one LUT per output
-bit (the load/shift multiplexer).
+from nextpnr separately. The unit's inputs come straight from flip-flops and its outputs go
+straight into flip-flops, so no wrapper logic sits on a path through the unit. The wrapper costs
+one flip-flop per input bit, and two flip-flops and one LUT (the load/shift multiplexer) per
+output bit.
 """
 
 from amaranth.hdl import Module, Signal, Cat, Value
@@ -45,7 +47,7 @@ class OutOfContext(wiring.Component):
     Attributes
     ----------
     input_bits, output_bits : int
-        Port bits of the unit into and out of it: the wrapper's flip-flop count is their sum.
+        Port bits into and out of the unit.
 
     Members
     -------
@@ -87,9 +89,12 @@ class OutOfContext(wiring.Component):
                 offset += len(value)
 
         if self.output_bits:
+            # A plain register first, so that no wrapper LUT lengthens the unit's output paths.
+            outputs = Signal(self.output_bits)
+            m.d.sync += outputs.eq(Cat(value for _, value in self._outputs))
             capture = Signal(self.output_bits)
             with m.If(self.load):
-                m.d.sync += capture.eq(Cat(value for _, value in self._outputs))
+                m.d.sync += capture.eq(outputs)
             with m.Else():
                 m.d.sync += capture.eq(capture << 1)
             m.d.comb += self.sdo.eq(capture[-1])

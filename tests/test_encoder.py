@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from spikeforge.golden.sops import spike_events
 from spikeforge.hdl.encoder import SpikeEncoder
 from spikeforge.verif.runner import simulate
-from spikeforge.verif.sim_streams import put_stream, get_stream
+from spikeforge.verif.sim_streams import put_stream, get_stream, run_bounded
 
 
 def random_words(rng, *, width, channels, planes, tokens, taps=1):
@@ -50,7 +50,7 @@ def run_encoder(*, width, channels, planes=1, count=1, chunk=1, tokens=20, idle=
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
-    sim.run()
+    run_bounded(sim, max_cycles=20 * len(words) + 1000)
     return got, expected
 
 
@@ -93,7 +93,7 @@ def test_encoder_work_is_proportional_to_spikes():
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
-    sim.run()
+    run_bounded(sim, max_cycles=20 * len(words) + 1000)
     bound = sum(max(1, -(-bin(w).count("1") // count)) for w, _ in words)
     assert cycles["total"] <= bound + 2
 

@@ -12,7 +12,7 @@ from spikeforge.hdl.accumulators import SpikeAccumulator, group_bits
 from spikeforge.hdl.engine import SpikeEngine
 from spikeforge.verif import engine_model as em
 from spikeforge.verif.runner import simulate
-from spikeforge.verif.sim_streams import put_stream, get_stream
+from spikeforge.verif.sim_streams import put_stream, get_stream, run_bounded
 
 
 # --- the adder array on its own
@@ -98,7 +98,7 @@ def test_adder_array(lanes, channels, planes, signed_input):
     sim.add_testbench(loader)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
-    sim.run()
+    run_bounded(sim, max_cycles=20 * (len(ops) * groups + len(weights)) + 1000)
     assert got == expected
 
 

@@ -177,7 +177,7 @@ def run_amaranth(engine, x, weights, bias, *, rng, idle=0.0, stall=0.0, load=Tru
     """
     from amaranth.sim import Simulator
     from spikeforge.hdl.engine import load_beats
-    from spikeforge.verif.sim_streams import put_stream, get_stream
+    from spikeforge.verif.sim_streams import put_stream, get_stream, run_bounded
 
     words = input_words(engine, x)
     tokens = (x.shape[0] if engine.kind == "linear"
@@ -222,5 +222,8 @@ def run_amaranth(engine, x, weights, bias, *, rng, idle=0.0, stall=0.0, load=Tru
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
     sim.add_testbench(clock, background=True)
-    sim.run()
+    slack = 1.0 / max(0.05, 1.0 - max(idle, stall))
+    work = bound_cycles(engine, x) + len(words) + n_beats + (engine.rows + 1) * engine.groups
+    budget = int(4 * slack * work) + 2000
+    run_bounded(sim, max_cycles=budget)
     return beats, state["end"] - state["start"]

@@ -4,7 +4,30 @@ For unit tests that run in ``amaranth.sim`` (the cocotb testbenches use :mod:`.s
 Both helpers follow the stream rules: ``valid`` and the payload hold until the transfer.
 """
 
-__all__ = ["put_stream", "get_stream"]
+__all__ = ["put_stream", "get_stream", "run_bounded"]
+
+
+class SimulationTimeout(AssertionError):
+    """The testbenches did not finish within the cycle budget (a hang is a failure)."""
+
+
+def run_bounded(sim, *, max_cycles, domain="sync"):
+    """Run ``sim`` until its testbenches finish; fail after ``max_cycles`` clock cycles so that a
+    broken design (a stream that never becomes ready or valid) fails instead of hanging.
+
+    Returns the number of cycles run."""
+    count = [0]
+
+    async def counter(ctx):
+        while True:
+            await ctx.tick(domain)
+            count[0] += 1
+
+    sim.add_testbench(counter, background=True)
+    while sim.advance():
+        if count[0] > max_cycles:
+            raise SimulationTimeout(f"simulation did not finish within {max_cycles} cycles")
+    return count[0]
 
 
 async def put_stream(ctx, port, payloads, *, rng, idle=0.0, on_accept=None):
