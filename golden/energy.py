@@ -8,7 +8,9 @@ Energy (45 nm, Horowitz; the constants the seeds' users cite): ``E_AC = 0.9 pJ``
   input is the same at every time step and it runs once. Every other layer is counted by the SOPs
   its spikes actually trigger (:mod:`spikeforge.golden.sops`), summed over the T steps; this is
   the measured form of the seeds' ``fr · T · FLOPs``.
-* ANN: the same network counted dense, every layer as MACs, one pass (no T).
+* ANN: the same network counted dense, every layer as MACs, one pass (no T). :func:`ann_macs`
+  counts it on the float network as trained (SepConv's depthwise and pointwise convs, RepConv's
+  1×1 / depthwise 3×3 / 1×1), not on the fused convs the accelerator runs, which would inflate it.
 * Attention: ``KᵀV`` by AND-popcount costs one accumulate per pair of coincident K and V spikes
   of a token and head; ``Q·(KV)`` one accumulate per Q spike per column of its head
   (``d_h``); ``(Q·Kᵀ)·V`` one per coincident Q/K pair plus one per nonzero score per V spike;
@@ -22,7 +24,7 @@ import torch
 
 from .sops import conv2d_sops, popcount
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "LayerCount", "Counter", "attention_ops"]
+__all__ = ["E_AC_PJ", "E_MAC_PJ", "LayerCount", "Counter", "attention_ops", "ann_macs"]
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
@@ -105,8 +107,12 @@ class Counter:
         c.dense += dense
         c.steps = steps
 
-    def summary(self):
-        """Per-inference figures: the ``run`` command's JSON (see ``docs/models.md``)."""
+    def summary(self, *, ann_macs=None):
+        """Per-inference figures: the ``run`` command's JSON (see ``docs/models.md``).
+
+        ``ann_macs``: the dense MACs of one ANN pass (:func:`ann_macs`) for ``energy_uj_ann``;
+        without it the deployed (fused) network's dense ops stand in.
+        """
         n = max(self.samples, 1)
         layers, rates = [], {}
         sops = macs = ann = 0
@@ -126,11 +132,12 @@ class Counter:
                 ann += c.dense / c.steps
             layers.append(row)
         e_snn = (E_MAC_PJ * macs + E_AC_PJ * sops) / n
-        e_ann = E_MAC_PJ * ann / n
+        e_ann = E_MAC_PJ * (ann / n if ann_macs is None else ann_macs)
         return {
             "sops_per_inference": sops / n,
             "macs_per_inference": macs / n,
             "dense_ops_per_inference": ann / n,
+            "ann_macs_per_inference": ann / n if ann_macs is None else ann_macs,
             "firing_rates": rates,
             "energy_uj_snn": e_snn * 1e-6,
             "energy_uj_ann": e_ann * 1e-6,
@@ -139,3 +146,44 @@ class Counter:
 
     def as_dicts(self):
         return [asdict(c) for c in self.layers.values()]
+
+
+def ann_macs(model):
+    """Dense MACs of one pass of a spike-driven float model counted as an ANN (one image).
+
+    Counted from the shapes each layer sees in one forward pass (the conv of a ``(T·B, …)``
+    batch counts one image, i.e. one pass with no T).
+    Every ``Conv2d``/``Linear`` counts ``outputs · fan_in`` once; the attention products count
+    ``2 · N · C · C/heads`` (``Q·(KᵀV)`` or ``(Q·Kᵀ)·V`` at the same cost order as coded) or
+    ``N · C`` (SDT-V1).
+    """
+    from torch import nn
+    from .models.blocks import SDSA1, SDSA3, SSA
+    total = [0]
+    config = model.config
+
+    def conv_hook(module, args, out):
+        per_image = out[0].numel() if out.dim() == 4 else out.shape[-1]
+        fan_in = module.in_channels // module.groups * module.kernel_size[0] * \
+            module.kernel_size[1] if isinstance(module, nn.Conv2d) else module.in_features
+        total[0] += per_image * fan_in
+
+    def attn_hook(module, args, out):
+        t, b, c, h, w = args[0].shape
+        n = h * w
+        total[0] += n * c if isinstance(module, SDSA1) else 2 * n * c * (c // module.heads)
+
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks += [m.register_forward_hook(attn_hook) for m in model.modules()
+              if isinstance(m, (SDSA1, SDSA3, SSA))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, config.in_channels, config.image_size, config.image_size))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total[0]

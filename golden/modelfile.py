@@ -201,10 +201,23 @@ def load_model(path=None):
             state[key[len("state/"):]] = torch.from_numpy(arrays.pop(key).copy())
     if not state:
         check.fail("state", "no float weights (state/*) in the archive")
+    from .models import build_model
+    try:
+        model = build_model(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        check.fail("config", f"does not build a model ({exc})")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        check.fail("state", f"does not fit the config ({_first_line(exc)})")
     layers = manifest.get("layers")
     if layers is not None:
         _check_program(check, manifest, layers, arrays, config)
     return ModelFile(path, manifest, arrays, state)
+
+
+def _first_line(exc):
+    return " ".join(str(exc).split())[:160]
 
 
 def _check_program(check, manifest, layers, arrays, config):

@@ -15,7 +15,7 @@ from .models import build_model, neuron_layers
 
 __all__ = ["train", "evaluate", "TrainResult", "DEFAULTS"]
 
-DEFAULTS = {"epochs": 40, "batch_size": 32, "lr": 5e-3, "weight_decay": 1e-4, "seed": 0}
+DEFAULTS = {"epochs": 50, "batch_size": 32, "lr": 5e-3, "weight_decay": 1e-4, "seed": 0}
 
 
 class TrainResult:

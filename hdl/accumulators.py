@@ -235,7 +235,8 @@ class SpikeAccumulator(wiring.Component):
         with m.If(s2.valid & s2.last):
             m.d.sync += full.bit_select(s2.bank, 1).eq(1)
 
-        # --- drain: the oldest full bank, one group per beat, saturated once
+        # --- drain: the oldest full bank, one group per beat, saturated once, into an output
+        # register (so the next unit sees a register, not the partial-sum memory's read path)
         d_bank = Signal()
         d_group = Signal(range(groups))
         d_slot = address(d_group, d_bank)
@@ -243,24 +244,27 @@ class SpikeAccumulator(wiring.Component):
         m.d.comb += [p_drain.addr.eq(d_slot), b_drain.addr.eq(d_group)]
         out = self.o.payload
         tail = self._channels - (groups - 1) * lanes
-        for j in range(lanes):
-            value = saturate_value(Mux(d_first, b_drain.data[j], p_drain.data[j]),
-                                   self._acc_bits)
-            if j >= tail:
-                value = Mux(d_group == groups - 1, 0, value)
-            m.d.comb += out.data[j].eq(value)
-        m.d.comb += [
-            self.o.valid.eq(full.bit_select(d_bank, 1)),
-            out.group.eq(d_group),
-            out.first.eq(d_group == 0),
-            out.last.eq(d_group == groups - 1),
-        ]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += touched.bit_select(d_slot, 1).eq(0)
+        take = full.bit_select(d_bank, 1) & (~self.o.valid | self.o.ready)
+        with m.If(take):
+            for j in range(lanes):
+                value = saturate_value(Mux(d_first, b_drain.data[j], p_drain.data[j]),
+                                       self._acc_bits)
+                if j >= tail:
+                    value = Mux(d_group == groups - 1, 0, value)
+                m.d.sync += out.data[j].eq(value)
+            m.d.sync += [
+                self.o.valid.eq(1),
+                out.group.eq(d_group),
+                out.first.eq(d_group == 0),
+                out.last.eq(d_group == groups - 1),
+                touched.bit_select(d_slot, 1).eq(0),
+            ]
             with m.If(d_group == groups - 1):
                 m.d.sync += [d_group.eq(0), d_bank.eq(~d_bank),
                              full.bit_select(d_bank, 1).eq(0),
                              closed.bit_select(d_bank, 1).eq(0)]
             with m.Else():
                 m.d.sync += d_group.eq(d_group + 1)
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         return m

@@ -109,8 +109,8 @@ SHAPES = {
                           input_bits=3, input_signed=True, acc_bits=10),
     "conv3x3-s2": dict(kind="conv", c_in=5, c_out=6, lanes=4, word_width=4, in_height=5,
                        in_width=4, kernel=3, stride=2, padding=1),
-    "conv7x7": dict(kind="conv", c_in=2, c_out=3, lanes=2, word_width=8, in_height=7,
-                    in_width=7, kernel=7, padding=3, acc_bits=9),
+    "conv7x7": dict(kind="conv", c_in=2, c_out=3, lanes=2, word_width=8, in_height=5,
+                    in_width=6, kernel=7, padding=3, acc_bits=9),
     "depthwise": dict(kind="depthwise", c_in=10, c_out=10, lanes=4, word_width=8,
                       in_height=4, in_width=4, kernel=3, padding=1, input_bits=2),
 }

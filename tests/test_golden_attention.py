@@ -7,6 +7,7 @@ import torch
 
 from spikeforge.golden.attention import (sdsa_v1_float, sdsa_v1_int, kv_int, scores_int,
                                          ssa_float, ssa_int, sdsa_int)
+from spikeforge.golden.lif import lif_int
 from spikeforge.golden.residual import (membrane_add_float, membrane_add_int, sew_add_float,
                                         sew_add_int, residual_add_int)
 
@@ -163,3 +164,16 @@ def test_sew_add():
         residual_add_int(s1, s2, mode="add", bits=2)
     with pytest.raises(ValueError, match="bits"):
         sew_add_int(s1, s2, bits=0)
+
+
+@pytest.mark.parametrize("shift", [1, 2, 3])
+def test_narrow_membrane_keeps_the_spikes(shift):
+    # The RTL's attention LIF keeps a signed membrane of shift + T + 1 bits: it saturates only
+    # where H >= 2**(shift + T), above the threshold, so the spikes are those of ssa_int.
+    steps, tokens, channels, heads = 4, 30, 32, 4
+    q, k, v = _qkv(steps, tokens, channels, (0.5, 0.4, 0.4), seed=shift)
+    a = scores_int(q, k, v, heads=heads)
+    assert int(a.max()) >= 1 << (shift + 1)           # saturation really happens
+    narrow = lif_int(a, threshold=1 << (shift - 1), frac_bits=steps,
+                     membrane_bits=shift + steps + 1)
+    assert torch.equal(narrow, ssa_int(q, k, v, heads=heads, shift=shift))

@@ -120,3 +120,12 @@ def test_out_of_range_and_missing_arrays(small, tmp_path):
     _refused(_rewrite(path, tmp_path / "f.npz",
                       arrays={"stem.weight": weight.astype(np.float32)}),
              "array 'stem.weight': must hold integers")
+
+
+def test_state_that_does_not_fit_the_config(small, tmp_path):
+    path = small[0]
+    _refused(_rewrite(path, tmp_path / "st.npz", drop=("state/head.fc.weight",)),
+             "state: does not fit the config")
+    _refused(_rewrite(path, tmp_path / "cf.npz",
+                      manifest=lambda m: m["config"].update(stages=[{"width": 16}])),
+             "config: does not build a model")

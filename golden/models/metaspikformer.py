@@ -27,8 +27,8 @@ ARCH_KINDS = {
 
 def _tiny_stages():
     return [
-        {"width": 8, "downsample": None, "block": "conv", "depth": 1},
-        {"width": 16, "downsample": {"kernel": 3, "stride": 2, "padding": 1},
+        {"width": 16, "downsample": None, "block": "conv", "depth": 1},
+        {"width": 32, "downsample": {"kernel": 3, "stride": 2, "padding": 1},
          "block": "transformer", "depth": 1},
     ]
 
@@ -66,10 +66,10 @@ class NetConfig:
     classes: int = 10
     time_steps: int = 4
     input_scale: float = 1.0 / 16.0
-    stem: list = field(default_factory=lambda: [{"width": 8, "kernel": 3, "stride": 1,
+    stem: list = field(default_factory=lambda: [{"width": 16, "kernel": 3, "stride": 1,
                                                  "padding": 1}])
     stages: list = field(default_factory=_tiny_stages)
-    heads: int = 2
+    heads: int = 4
     mlp_ratio: int = 4
     sep_expansion: int = 2
     sep_kernel: int = 7

@@ -18,7 +18,7 @@ def _arch_names():
 @click.option("--arch", default="metaspikformer-tiny", show_default=True,
               help="Architecture (metaspikformer-tiny, sdt-v1-tiny, spikformer-tiny, "
                    "spikeformer-tiny).")
-@click.option("--epochs", type=int, default=None, help="Training epochs [default: 40].")
+@click.option("--epochs", type=int, default=None, help="Training epochs [default: 50].")
 @click.option("--steps", "-T", "time_steps", type=int, default=None,
               help="Time steps T [default: the arch's, 4].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
