@@ -66,14 +66,17 @@ def saturate_value(value, bits):
 class SpikeAccumulator(wiring.Component):
     """P adder lanes over a ping-pong partial-sum memory.
 
-    Each cycle takes (at most) one accumulate op (a three-stage pipeline: weight-row read,
-    addend shaping, read-modify-write): reads one ``lanes``-wide weight row and adds it, masked by ``op.mask``, shifted left by ``op.plane`` and negated for the signed top plane,
-    into the partial sums of one lane group. An ``expand`` op stays for ``groups`` cycles and adds
-    rows ``row << group_bits | g`` into groups ``g = 0 .. groups-1``. The first add into a group
-    of a token starts from the group's bias (a per-group *touched* flag, so there is no clearing
-    pass). When a token's ``last`` op retires, its bank of partial sums is drained as ``groups``
-    lane beats (saturated once to ``acc_bits``; lanes past ``channels`` are 0) while the next token
-    accumulates into the other bank; a third token waits until the first is drained.
+    Each cycle takes (at most) one accumulate op through a three-stage pipeline (weight-row
+    read; addend shaping; read-modify-write of the partial sums): it reads one ``lanes``-wide
+    weight row and adds it, masked by ``op.mask``, shifted left by ``op.plane`` and negated for
+    the signed top plane, into the partial sums of one lane group. An ``expand`` op stays for
+    ``groups`` cycles and adds rows ``row << group_bits | g`` into groups ``g = 0 .. groups-1``.
+    The first add into a group of a token starts from the group's bias (a per-group *touched*
+    flag, so there is no clearing pass). When a token's ``last`` op retires, its bank of partial
+    sums is drained through an output register as ``groups`` lane beats (saturated once to
+    ``acc_bits``; lanes past ``channels`` are 0) while the next token accumulates into the other
+    bank; a third token waits until the first is drained (a bank is *closed* from the issue of
+    its last op until its last group is drained).
 
     Partial sums are ``sum_bits`` wide; the caller sizes them so that no partial sum can overflow
     (:func:`spikeforge.golden.conv.accumulator_bits`), which makes the result independent of the

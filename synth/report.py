@@ -120,8 +120,9 @@ def _through(nets):
 # Yosys and nextpnr name a mapped cell after its signal plus the cell types it went through
 # (``c_h[1]_TRELLIS_FF_Q_5``, ``word_SB_DFFESR_Q_9_D_SB_LUT4_O_LC``): cut at the first of these.
 # RAM outputs keep the RAM's pin name (``weights_DOA6[2]``, ``rows.0.0_DO[2]``).
-_TECH_SUFFIX = re.compile(
-    r"(_(TRELLIS|SB|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|DPR16X4|ICESTORM)|_DO[AB]?\d*\b|\$).*")
+_CELL_SUFFIX = r"_(TRELLIS|SB|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|DPR16X4|ICESTORM)|_DO[AB]?\d*\b"
+_TECH_SUFFIX = re.compile(rf"({_CELL_SUFFIX}|\$).*")
+_TECH_ONLY = re.compile(rf"({_CELL_SUFFIX}).*")
 
 
 def readable_cell(cell, wrapper_side):
@@ -130,8 +131,9 @@ def readable_cell(cell, wrapper_side):
     prefix = f"{DUT_PREFIX}."
     if not cell.startswith(prefix):
         return wrapper_side
-    name = _TECH_SUFFIX.sub("", cell[len(prefix):]).rstrip(".")
-    return name or cell[len(prefix):]
+    cell = cell[len(prefix):].lstrip("\\")
+    # A Yosys-internal name (``$like$39``) has no signal behind it: keep it as it is.
+    return _TECH_SUFFIX.sub("", cell).rstrip(".") or _TECH_ONLY.sub("", cell) or cell
 
 
 def describe_path(path):

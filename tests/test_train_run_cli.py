@@ -81,3 +81,13 @@ def test_bad_model_file_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "truncated or not an .npz" in lines[0] and "Traceback" not in \
         result.stderr
+
+
+def test_training_is_reproducible():
+    import torch
+    from spikeforge.golden.models import arch_config
+    from spikeforge.golden.train import train
+    config = arch_config("metaspikformer-tiny", time_steps=2)
+    runs = [train(config, epochs=1, train_samples=48, seed=3).model.state_dict()
+            for _ in range(2)]
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])

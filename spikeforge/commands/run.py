@@ -1,6 +1,8 @@
 """``spikeforge run``: evaluate a model file on the digits test split with the float or the golden
 integer backend, with SOPs, firing rates and energy."""
 
+import os
+
 import click
 
 from ..errors import UserError, as_user_error
@@ -24,6 +26,8 @@ def command(backend, model_path, samples, no_progress, as_json):
     counted as MACs), next to the same float network counted as a dense ANN (one pass, unfused
     layers). --json adds per-layer figures (of the deployed, fused network) under "layers".
     """
+    # idle OpenMP threads sleep instead of spinning (see the train command); no effect on results
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from spikeforge.golden.data import load_digits
     from spikeforge.golden.energy import Counter, ann_macs
     from spikeforge.golden.integer_model import evaluate
