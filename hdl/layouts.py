@@ -47,7 +47,8 @@ def lane_beat(*, lanes, shape, groups):
 def spike_word(*, width):
     """Layout of one packed spike word: bit ``i`` is the spike of channel ``i`` of the word.
 
-    ``last`` marks the last word of a token (a token of ``C`` channels is ``ceil(C / width)`` words).
+    ``last`` marks the last word of a token (a token of ``C`` channels is ``ceil(C / width)``
+    words).
     """
     check_int("width", width, min=1)
     return data.StructLayout({"data": unsigned(width), "last": 1})

@@ -56,13 +56,16 @@ def _figures(result):
 
 
 def _synthesize(unit, device, params, freq, seed, cache, log):
-    from spikeforge.synth.flow import synthesize, SynthesisError
+    from spikeforge.synth.flow import synthesize, SynthesisError, DoesNotFit
     try:
         with as_user_error():
             return synthesize(unit, device=device, params=params, freq=freq, seed=seed,
                               cache=cache, log=log)
     except SynthesisError as exc:
-        raise UserError(str(exc).splitlines()[0] + " " + str(exc).splitlines()[-1].strip())
+        lines = str(exc).splitlines()
+        hint = (" (the count includes the out-of-context wrapper: one flip-flop per input bit, "
+                "two flip-flops and a LUT per output bit)") if isinstance(exc, DoesNotFit) else ""
+        raise UserError(f"{lines[0]} {lines[-1].strip()}{hint}")
 
 
 @command.command("unit")
