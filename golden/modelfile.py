@@ -5,7 +5,7 @@ Layout (version 1, documented in ``docs/model-file.md``)
                            quantization, layer program, training record, measured figures)
     ``state/<key>``        float32: the float model's ``state_dict`` (for ``--backend float`` of
                            float-only models, retraining and re-quantization)
-    ``<layer>.weight``     int32 (C_out, C_in/groups, k, k): quantized weights
+    ``<layer>.weight``     int16 (C_out, C_in/groups, k, k): quantized weights
     ``<layer>.bias``       int64 (C_out,): biases in the output's units
     ``<layer>.weight_f``   float32, ``<layer>.bias_f``: the folded float weights (float backend)
 
@@ -108,7 +108,7 @@ def save_model(path, *, config, state_dict, program=None, training=None, metrics
             if key.endswith("_f"):
                 arrays[key] = value.astype(np.float32)
             elif key.endswith(".weight"):
-                arrays[key] = value.astype(np.int32)
+                arrays[key] = value.astype(np.int16)        # W <= 16 bits
             else:
                 arrays[key] = value.astype(np.int64)
     text = json.dumps(manifest, indent=1, sort_keys=False)

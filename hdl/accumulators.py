@@ -57,10 +57,15 @@ def weight_load(*, rows, groups, lanes, value_bits):
 
 def saturate_value(value, bits):
     """``value`` clamped to the ``bits``-bit signed range (combinational, no wrap)."""
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if len(value) <= bits:
         return value
-    return Mux(value > hi, Const(hi, signed(bits)), Mux(value < lo, Const(lo, signed(bits)), value))
+    # In range exactly when the bits above the result's sign bit all equal it: a LUT tree, not
+    # a pair of magnitude comparisons (carry chains).
+    top = value[bits - 1:]
+    in_range = (top == 0) | (top == (1 << len(top)) - 1)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return Mux(in_range, value[:bits].as_signed(),
+               Mux(value[-1], Const(lo, signed(bits)), Const(hi, signed(bits))))
 
 
 class SpikeAccumulator(wiring.Component):
@@ -181,6 +186,15 @@ class SpikeAccumulator(wiring.Component):
         for j in range(lanes):
             m.d.comb += [w_load.data[j].eq(load.data[j]), b_load.data[j].eq(load.data[j])]
 
+        # The control part of an op in flight, copied down the pipeline (which never stalls).
+        control = data.StructLayout({
+            "valid": 1, "null": 1, "last": 1, "bank": 1, "group": unsigned(max(1, gbits)),
+        })
+
+        def follow(later, earlier):
+            return [getattr(later, f).eq(getattr(earlier, f))
+                    for f in ("valid", "null", "last", "bank", "group")]
+
         # --- stage 0: issue one weight-row read per cycle into the current bank
         op = self.ops.payload
         bank = Signal()
@@ -195,14 +209,13 @@ class SpikeAccumulator(wiring.Component):
             self.ops.ready.eq(room & final),
         ]
         s1 = Signal(data.StructLayout({
-            "valid": 1, "null": 1, "last": 1, "bank": 1, "group": unsigned(max(1, gbits)),
-            "mask": unsigned(lanes), "plane": op.plane.shape(),
+            "c": control, "mask": unsigned(lanes), "plane": op.plane.shape(),
         }))
-        m.d.sync += s1.valid.eq(issue)
+        m.d.sync += s1.c.valid.eq(issue)
         with m.If(issue):
             m.d.sync += [
-                s1.null.eq(op.null), s1.last.eq(op.last & final), s1.bank.eq(bank),
-                s1.group.eq(group),
+                s1.c.null.eq(op.null), s1.c.last.eq(op.last & final), s1.c.bank.eq(bank),
+                s1.c.group.eq(group),
                 s1.mask.eq(Mux(op.expand, Const((1 << lanes) - 1, lanes), op.mask)),
                 s1.plane.eq(op.plane),
             ]
@@ -211,55 +224,81 @@ class SpikeAccumulator(wiring.Component):
             with m.If(final & op.last):
                 m.d.sync += [bank.eq(~bank), closed.bit_select(bank, 1).eq(1)]
 
-        # --- stage 1: shape the row into the addend (lane mask, shift, sign); a register stage
-        # of its own so the memory read and the barrel shift are not in the adder's path
+        # --- stage 1: register the weight row as it leaves the memory (the block RAM's
+        # clock-to-output delay is most of a cycle on its own)
         s2 = Signal(data.StructLayout({
-            "valid": 1, "null": 1, "last": 1, "bank": 1, "group": unsigned(max(1, gbits)),
-            "addend": data.ArrayLayout(signed(self._sum_bits), lanes),
+            "c": control, "mask": unsigned(lanes), "plane": op.plane.shape(),
+            "row": data.ArrayLayout(signed(self._weight_bits), lanes),
         }))
-        negate = (s1.plane == self._planes - 1) if self._signed else Const(0)
-        m.d.sync += [s2.valid.eq(s1.valid), s2.null.eq(s1.null), s2.last.eq(s1.last),
-                     s2.bank.eq(s1.bank), s2.group.eq(s1.group)]
-        for j in range(lanes):
-            shifted = w_read.data[j] << s1.plane
-            m.d.sync += s2.addend[j].eq(Mux(s1.mask[j], Mux(negate, -shifted, shifted), 0))
+        m.d.sync += [*follow(s2.c, s1.c), s2.mask.eq(s1.mask), s2.plane.eq(s1.plane),
+                     s2.row.eq(w_read.data)]
 
-        # --- stage 2: read-modify-write of the group's partial sums (asynchronous read, so the
-        # next cycle's add to the same group already sees this one: no forwarding needed)
-        slot = address(s2.group, s2.bank)
-        first = ~touched.bit_select(slot, 1)
-        m.d.comb += [p_acc.addr.eq(slot), b_acc.addr.eq(s2.group), p_write.addr.eq(slot)]
+        # --- stage 2: shape the row into the addend (lane mask, shift, sign)
+        s3 = Signal(data.StructLayout({
+            "c": control, "addend": data.ArrayLayout(signed(self._sum_bits), lanes),
+        }))
+        negate = (s2.plane == self._planes - 1) if self._signed else Const(0)
+        m.d.sync += follow(s3.c, s2.c)
         for j in range(lanes):
-            old = Mux(first, b_acc.data[j], p_acc.data[j])
-            m.d.comb += p_write.data[j].eq(old + s2.addend[j])
-        with m.If(s2.valid & ~s2.null):
+            shifted = s2.row[j] << s2.plane
+            m.d.sync += s3.addend[j].eq(Mux(s2.mask[j], Mux(negate, -shifted, shifted), 0))
+
+        # --- stage 3: read the group's partial sums (or its bias, on the token's first add into
+        # the group). The op one stage ahead may be adding into the same group right now: then
+        # stage 4 takes that op's fresh sum instead (`forward`), so back-to-back adds into one
+        # group need no bubble.
+        s4 = Signal(data.StructLayout({
+            "c": control, "addend": data.ArrayLayout(signed(self._sum_bits), lanes),
+            "old": data.ArrayLayout(signed(self._sum_bits), lanes), "forward": 1,
+        }))
+        slot3 = address(s3.c.group, s3.c.bank)
+        slot4 = address(s4.c.group, s4.c.bank)
+        first = ~touched.bit_select(slot3, 1)
+        m.d.comb += [p_acc.addr.eq(slot3), b_acc.addr.eq(s3.c.group)]
+        m.d.sync += [*follow(s4.c, s3.c), s4.addend.eq(s3.addend),
+                     s4.forward.eq(s4.c.valid & ~s4.c.null & (slot4 == slot3))]
+        for j in range(lanes):
+            m.d.sync += s4.old[j].eq(Mux(first, b_acc.data[j], p_acc.data[j]))
+
+        # --- stage 4: add and write back
+        fresh = Signal(data.ArrayLayout(signed(self._sum_bits), lanes))
+        m.d.comb += p_write.addr.eq(slot4)
+        for j in range(lanes):
+            m.d.comb += p_write.data[j].eq(Mux(s4.forward, fresh[j], s4.old[j]) + s4.addend[j])
+        m.d.sync += fresh.eq(p_write.data)
+        with m.If(s4.c.valid & ~s4.c.null):
             m.d.comb += p_write.en.eq(1)
-            m.d.sync += touched.bit_select(slot, 1).eq(1)
-        with m.If(s2.valid & s2.last):
-            m.d.sync += full.bit_select(s2.bank, 1).eq(1)
+            m.d.sync += touched.bit_select(slot4, 1).eq(1)
+        with m.If(s4.c.valid & s4.c.last):
+            m.d.sync += full.bit_select(s4.c.bank, 1).eq(1)
 
-        # --- drain: the oldest full bank, one group per beat, saturated once, into an output
-        # register (so the next unit sees a register, not the partial-sum memory's read path)
+        # --- drain: the oldest full bank, one group per beat, read into a register (d1), then
+        # saturated once into the output register (so neither the memory read nor the
+        # saturation shares a cycle with the other, or with the next unit)
         d_bank = Signal()
         d_group = Signal(range(groups))
         d_slot = address(d_group, d_bank)
         d_first = ~touched.bit_select(d_slot, 1)
         m.d.comb += [p_drain.addr.eq(d_slot), b_drain.addr.eq(d_group)]
+        d1 = Signal(data.StructLayout({
+            "valid": 1, "group": d_group.shape(), "first": 1, "last": 1,
+            "data": data.ArrayLayout(signed(self._sum_bits), lanes),
+        }))
         out = self.o.payload
         tail = self._channels - (groups - 1) * lanes
-        take = full.bit_select(d_bank, 1) & (~self.o.valid | self.o.ready)
+        emit = d1.valid & (~self.o.valid | self.o.ready)
+        take = full.bit_select(d_bank, 1) & (~d1.valid | emit)
         with m.If(take):
             for j in range(lanes):
-                value = saturate_value(Mux(d_first, b_drain.data[j], p_drain.data[j]),
-                                       self._acc_bits)
+                value = Mux(d_first, b_drain.data[j], p_drain.data[j])
                 if j >= tail:
                     value = Mux(d_group == groups - 1, 0, value)
-                m.d.sync += out.data[j].eq(value)
+                m.d.sync += d1.data[j].eq(value)
             m.d.sync += [
-                self.o.valid.eq(1),
-                out.group.eq(d_group),
-                out.first.eq(d_group == 0),
-                out.last.eq(d_group == groups - 1),
+                d1.valid.eq(1),
+                d1.group.eq(d_group),
+                d1.first.eq(d_group == 0),
+                d1.last.eq(d_group == groups - 1),
                 touched.bit_select(d_slot, 1).eq(0),
             ]
             with m.If(d_group == groups - 1):
@@ -268,6 +307,14 @@ class SpikeAccumulator(wiring.Component):
                              closed.bit_select(d_bank, 1).eq(0)]
             with m.Else():
                 m.d.sync += d_group.eq(d_group + 1)
+        with m.Elif(emit):
+            m.d.sync += d1.valid.eq(0)
+
+        with m.If(emit):
+            for j in range(lanes):
+                m.d.sync += out.data[j].eq(saturate_value(d1.data[j], self._acc_bits))
+            m.d.sync += [self.o.valid.eq(1), out.group.eq(d1.group), out.first.eq(d1.first),
+                         out.last.eq(d1.last)]
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m

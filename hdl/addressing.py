@@ -96,8 +96,12 @@ class WindowWalker(wiring.Component):
         x0 = Signal(range(-p, w + s), init=-p)                  # ox * s - p
         y0_addr = Signal(range(-p * row, depth + s * row), init=-p * row)
         x0_addr = Signal(range(-p * words, row + s * words), init=-p * words)
-        ky_addr = Signal(range(k * row))
-        kx_addr = Signal(range(k * words))
+        # row_addr = y0_addr + ky * row, col_addr = x0_addr + kx * words, and their sum pixel,
+        # all kept as registers so that the memory address is one add (pixel + j) away.
+        row_addr = Signal(range(-p * row, depth + (s + k) * row), init=-p * row)
+        col_addr = Signal(range(-p * words, row + (s + k) * words), init=-p * words)
+        pixel = Signal(range(-p * (row + words), depth + (s + k) * (row + words)),
+                       init=-p * (row + words))
         tag = Signal(self._tag_width)
         iy, ix = y0 + ky, x0 + kx
         inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
@@ -107,36 +111,55 @@ class WindowWalker(wiring.Component):
         end_row = end_window & (ox == self.out_width - 1)
         end_frame = end_row & (oy == self.out_height - 1)
 
+        # Two register stages after the counters: f (the memory read in flight, with its
+        # context) and the output register, so the memory's clock-to-output delay ends in a
+        # flip-flop rather than in the next unit.
         f_valid = Signal()
         f_inside = Signal()
         f_last = Signal()
         f_tag = Signal(self._tag_width)
-        issue = walking & (~f_valid | self.o.ready)
+        o_valid = Signal()
+        emit = f_valid & (~o_valid | self.o.ready)
+        issue = walking & (~f_valid | emit)
         m.d.comb += [
-            read.addr.eq(y0_addr + ky_addr + x0_addr + kx_addr + j),
+            read.addr.eq(pixel + j),
             read.en.eq(issue),
-            self.o.valid.eq(f_valid),
-            self.o.payload.data.eq(Mux(f_inside, read.data, 0)),
-            self.o.payload.last.eq(f_last),
-            self.o.payload.tag.eq(f_tag),
+            self.o.valid.eq(o_valid),
         ]
+        with m.If(emit):
+            m.d.sync += [o_valid.eq(1),
+                         self.o.payload.data.eq(Mux(f_inside, read.data, 0)),
+                         self.o.payload.last.eq(f_last),
+                         self.o.payload.tag.eq(f_tag)]
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+
+        next_row = Signal.like(row_addr)
+        next_col = Signal.like(col_addr)
+        m.d.comb += [next_row.eq(row_addr), next_col.eq(col_addr)]
         with m.If(issue):
             m.d.sync += [f_valid.eq(1), f_inside.eq(inside), f_last.eq(end_window),
                          f_tag.eq(tag)]
             m.d.sync += j.eq(Mux(end_word, 0, j + 1))
             with m.If(end_word):
-                m.d.sync += [kx.eq(kx + 1), kx_addr.eq(kx_addr + words),
-                             tag.eq(tag + self._tag_step)]
+                m.d.sync += [kx.eq(kx + 1), tag.eq(tag + self._tag_step)]
+                m.d.comb += next_col.eq(col_addr + words)
             with m.If(end_tap):
-                m.d.sync += [kx.eq(0), kx_addr.eq(0), ky.eq(ky + 1), ky_addr.eq(ky_addr + row)]
+                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                m.d.comb += [next_col.eq(x0_addr), next_row.eq(row_addr + row)]
             with m.If(end_window):
-                m.d.sync += [ky.eq(0), ky_addr.eq(0), tag.eq(0),
+                m.d.sync += [ky.eq(0), tag.eq(0),
                              ox.eq(ox + 1), x0.eq(x0 + s), x0_addr.eq(x0_addr + s * words)]
+                m.d.comb += [next_col.eq(x0_addr + s * words), next_row.eq(y0_addr)]
             with m.If(end_row):
                 m.d.sync += [ox.eq(0), x0.eq(-p), x0_addr.eq(-p * words),
                              oy.eq(oy + 1), y0.eq(y0 + s), y0_addr.eq(y0_addr + s * row)]
+                m.d.comb += [next_col.eq(-p * words), next_row.eq(y0_addr + s * row)]
             with m.If(end_frame):
                 m.d.sync += [oy.eq(0), y0.eq(-p), y0_addr.eq(-p * row), walking.eq(0)]
-        with m.Elif(self.o.ready):
+                m.d.comb += next_row.eq(-p * row)
+            m.d.sync += [row_addr.eq(next_row), col_addr.eq(next_col),
+                         pixel.eq(next_row + next_col)]
+        with m.Elif(emit):
             m.d.sync += f_valid.eq(0)
         return m

@@ -115,9 +115,11 @@ class SpikeEncoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width, chunk, items = self._width, self._chunk, self._items
+        width, chunk, items, count = self._width, self._chunk, self._items, self._count
         addr_shape = self.o.payload.addr.shape().elem_shape
         plane_shape = self.o.payload.plane.shape()
+        index_shape = unsigned(max(1, (items - 1).bit_length()))
+        tag_shape = unsigned(max(1, self._tag_width))
 
         # Position of the next input word within its token.
         in_word = Signal(range(self._per_plane))
@@ -127,64 +129,96 @@ class SpikeEncoder(wiring.Component):
         channel_mask = Mux(in_word == self._per_plane - 1,
                            Const((1 << tail_bits) - 1, width), Const((1 << width) - 1, width))
 
-        # The word being encoded and its still-pending nonzero items.
+        # Stage W1: the accepted word, masked, with its nonzero-item bits (registered, so the
+        # selection logic below starts from flip-flops, not from the producer's memory read).
+        w1_valid = Signal()
+        w1_word = Signal(width)
+        w1_items = Signal(items)
+        w1_base = Signal(addr_shape)
+        w1_plane = Signal(plane_shape)
+        w1_last = Signal()
+        w1_tag = Signal(tag_shape)
+
+        # Stage W2: the word being encoded. `index`/`sel`/`mask` hold the items of the beat on
+        # offer now, `rest` the items still to come after it, `more` = rest.any() (registered, so
+        # the handshake never waits on the find-first-set logic).
         loaded = Signal()
+        sel = Signal(count)                      # slot s holds an item
+        index = Signal(data.ArrayLayout(index_shape, count))
+        rest = Signal(items)
+        more = Signal()
         word = Signal(width)
-        pending = Signal(items)
         base = Signal(addr_shape)
         plane = Signal(plane_shape)
         last = Signal()
-        tag = Signal(max(1, self._tag_width))
+        tag = Signal(tag_shape)
+        masks = Signal(data.ArrayLayout(unsigned(chunk), count)) if chunk > 1 else None
 
-        # Take the lowest `count` pending items.
-        left = pending
-        for s in range(self._count):
-            low = Signal(items, name=f"low{s}")
-            index = Signal(range(items), name=f"index{s}")
-            m.d.comb += [low.eq(lowest_set(left)), index.eq(one_hot_index(low))]
-            m.d.comb += [
-                self.o.payload.addr[s].eq(base + index),
-                self.o.payload.valid[s].eq(low.any()),
-            ]
+        def take(source, source_word):
+            """Statements loading W2's beat from the item bits ``source``: its lowest
+            ``count`` items, the rest, and whether any is left."""
+            left = source
+            stmts = []
+            for s in range(count):
+                low = lowest_set(left)
+                stmts += [sel[s].eq(left.any()), index[s].eq(one_hot_index(low))]
+                if chunk > 1:
+                    # AND-OR with the one-hot select (a variable word_select would multiply).
+                    stmts.append(masks[s].eq(Cat(*[
+                        Cat(*[source_word[j * chunk + b] & low[j] for j in range(items)]).any()
+                        for b in range(chunk)])))
+                left = (left & ~low)[:items]
+            stmts += [rest.eq(left), more.eq(left.any())]
+            return stmts
+
+        items_pow2 = items & (items - 1) == 0
+        for s in range(count):
+            if items_pow2 and items > 1:
+                # base is a multiple of `items`: concatenate instead of adding
+                high = base[(items - 1).bit_length():]
+                addr = Cat(index[s], high)[:addr_shape.width]
+            else:
+                addr = base + index[s]
+            m.d.comb += [self.o.payload.addr[s].eq(addr), self.o.payload.valid[s].eq(sel[s])]
             if chunk > 1:
-                # AND-OR with the one-hot select (a variable word_select would multiply).
-                m.d.comb += self.o.payload.mask[s].eq(Cat(*[
-                    Cat(*[word[j * chunk + b] & low[j] for j in range(items)]).any()
-                    for b in range(chunk)]))
-            left = left & ~low
-        remaining = Signal(items)
-        m.d.comb += remaining.eq(left)
-        done = ~remaining.any()
-
+                m.d.comb += self.o.payload.mask[s].eq(masks[s])
         m.d.comb += [
             self.o.payload.plane.eq(plane),
-            self.o.payload.last.eq(last & done),
-            self.o.valid.eq(loaded & (pending.any() | last)),
+            self.o.payload.last.eq(last & ~more),
+            self.o.valid.eq(loaded & (sel[0] | last)),
         ]
         if self._tag_width:
             m.d.comb += self.o.payload.tag.eq(tag)
 
-        # The register frees when empty, when it holds a zero non-last word, or when the beat
-        # leaving now takes its last items.
-        free = ~loaded | ~self.o.valid | (self.o.ready & done)
-        m.d.comb += self.i.ready.eq(free)
+        # W2 frees when empty, when it holds a zero non-last word, or when the beat leaving now
+        # takes its last items; W1 moves into W2 in that cycle, and W1 takes a new word whenever
+        # it is empty or moving on.
+        free = ~loaded | ~self.o.valid | (self.o.ready & ~more)
+        m.d.comb += self.i.ready.eq(~w1_valid | free)
 
-        with m.If(self.o.valid & self.o.ready & ~done):
-            m.d.sync += pending.eq(remaining)
+        with m.If(free):
+            m.d.sync += loaded.eq(w1_valid)
+            with m.If(w1_valid):
+                m.d.sync += take(w1_items, w1_word)
+                m.d.sync += [word.eq(w1_word), base.eq(w1_base), plane.eq(w1_plane),
+                             last.eq(w1_last), tag.eq(w1_tag)]
+        with m.Elif(self.o.ready):
+            # A beat leaves and the word has more items: the next `count` of them.
+            m.d.sync += take(rest, word)
 
         with m.If(self.i.valid & self.i.ready):
             masked = self.i.payload.data & channel_mask
             m.d.sync += [
-                loaded.eq(1),
-                word.eq(masked),
-                pending.eq(Cat(*[masked[j * chunk:(j + 1) * chunk].any()
-                                 for j in range(items)])),
-                base.eq(in_base),
-                plane.eq(in_plane),
-                last.eq(self.i.payload.last),
+                w1_valid.eq(1),
+                w1_word.eq(masked),
+                w1_items.eq(Cat(*[masked[j * chunk:(j + 1) * chunk].any()
+                                  for j in range(items)])),
+                w1_base.eq(in_base),
+                w1_plane.eq(in_plane),
+                w1_last.eq(self.i.payload.last),
             ]
             if self._tag_width:
-                m.d.sync += tag.eq(self.i.payload.tag)
+                m.d.sync += w1_tag.eq(self.i.payload.tag)
             with m.If(self.i.payload.last):
                 m.d.sync += [in_word.eq(0), in_base.eq(0), in_plane.eq(0)]
             with m.Elif(in_word == self._per_plane - 1):
@@ -194,5 +228,5 @@ class SpikeEncoder(wiring.Component):
             with m.Else():
                 m.d.sync += [in_word.eq(in_word + 1), in_base.eq(in_base + items)]
         with m.Elif(free):
-            m.d.sync += loaded.eq(0)
+            m.d.sync += w1_valid.eq(0)
         return m
