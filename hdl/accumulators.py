@@ -7,9 +7,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .layouts import lane_beat
-from .params import check_int
+from .params import check_int, check_choice
 
-__all__ = ["SpikeAccumulator", "accumulate_op", "weight_load", "saturate_value", "group_bits"]
+__all__ = ["SpikeAccumulator", "accumulate_op", "weight_load", "saturate_value", "group_bits",
+           "RAM_STYLES"]
+
+# Weight memory: "distributed" (LUT RAM, read asynchronously from a registered address; fast)
+# or "block" (EBR; denser, but its clock-to-output delay alone is 5.5 ns on ECP5 speed 6, since
+# Yosys does not use the EBR's output register, so it caps Fmax near 140 MHz).
+RAM_STYLES = ("distributed", "block")
 
 
 def group_bits(groups):
@@ -71,14 +77,16 @@ def saturate_value(value, bits):
 class SpikeAccumulator(wiring.Component):
     """P adder lanes over a ping-pong partial-sum memory.
 
-    Each cycle takes (at most) one accumulate op through a three-stage pipeline (weight-row
-    read; addend shaping; read-modify-write of the partial sums): it reads one ``lanes``-wide
+    Each cycle takes (at most) one accumulate op through a five-stage pipeline (issue; weight-row
+    read into a register; addend shaping; partial-sum read, with forwarding from the stage
+    ahead; add and write back), so no memory read shares a cycle with an adder: it reads one
+    ``lanes``-wide
     weight row and adds it, masked by ``op.mask``, shifted left by ``op.plane`` and negated for
     the signed top plane, into the partial sums of one lane group. An ``expand`` op stays for
     ``groups`` cycles and adds rows ``row << group_bits | g`` into groups ``g = 0 .. groups-1``.
     The first add into a group of a token starts from the group's bias (a per-group *touched*
     flag, so there is no clearing pass). When a token's ``last`` op retires, its bank of partial
-    sums is drained through an output register as ``groups`` lane beats (saturated once to
+    sums is drained through a read register and an output register as ``groups`` lane beats (saturated once to
     ``acc_bits``; lanes past ``channels`` are 0) while the next token accumulates into the other
     bank; a third token waits until the first is drained (a bank is *closed* from the issue of
     its last op until its last group is drained).
@@ -105,6 +113,8 @@ class SpikeAccumulator(wiring.Component):
         Initial weight memory: ``{address: [lanes values]}``.
     bias : list or None
         Initial bias memory: one list of ``lanes`` values per group.
+    ram_style : {"distributed", "block"}
+        Weight memory: LUT RAM (default; the fast one) or block RAM (see :data:`RAM_STYLES`).
 
     Members
     -------
@@ -115,7 +125,9 @@ class SpikeAccumulator(wiring.Component):
     """
 
     def __init__(self, *, lanes, channels, rows, planes=1, input_signed=False, weight_bits=8,
-                 bias_bits=16, sum_bits=24, acc_bits=16, weights=None, bias=None):
+                 bias_bits=16, sum_bits=24, acc_bits=16, weights=None, bias=None,
+                 ram_style="distributed"):
+        self._ram_style = check_choice("ram_style", ram_style, RAM_STYLES)
         self._lanes = check_int("lanes", lanes, min=1)
         self._channels = check_int("channels", channels, min=1)
         self._rows = check_int("rows", rows, min=1)
@@ -158,7 +170,8 @@ class SpikeAccumulator(wiring.Component):
             init=self._bias or [])
         m.submodules.psum = psum = Memory(
             shape=data.ArrayLayout(signed(self._sum_bits), lanes), depth=2 << gbits, init=[])
-        w_read = weights.read_port()
+        distributed = self._ram_style == "distributed"
+        w_read = weights.read_port(domain="comb" if distributed else "sync")
         w_load = weights.write_port()
         b_load = bias.write_port()
         b_acc = bias.read_port(domain="comb")
@@ -203,14 +216,16 @@ class SpikeAccumulator(wiring.Component):
         issue = self.ops.valid & room
         group = Mux(op.expand, step, op.group)
         final = op.null | ~op.expand | (step == groups - 1)
-        m.d.comb += [
-            w_read.addr.eq(address(group, op.row)),
-            w_read.en.eq(issue),
-            self.ops.ready.eq(room & final),
-        ]
+        m.d.comb += self.ops.ready.eq(room & final)
         s1 = Signal(data.StructLayout({
             "c": control, "mask": unsigned(lanes), "plane": op.plane.shape(),
+            "addr": w_read.addr.shape(),
         }))
+        if distributed:
+            # LUT RAM: the address is registered at issue and read during stage 1
+            m.d.comb += w_read.addr.eq(s1.addr)
+        else:
+            m.d.comb += [w_read.addr.eq(address(group, op.row)), w_read.en.eq(issue)]
         m.d.sync += s1.c.valid.eq(issue)
         with m.If(issue):
             m.d.sync += [
@@ -218,14 +233,15 @@ class SpikeAccumulator(wiring.Component):
                 s1.c.group.eq(group),
                 s1.mask.eq(Mux(op.expand, Const((1 << lanes) - 1, lanes), op.mask)),
                 s1.plane.eq(op.plane),
+                s1.addr.eq(address(group, op.row)),
             ]
             with m.If(op.expand & ~op.null):
                 m.d.sync += step.eq(Mux(step == groups - 1, 0, step + 1))
             with m.If(final & op.last):
                 m.d.sync += [bank.eq(~bank), closed.bit_select(bank, 1).eq(1)]
 
-        # --- stage 1: register the weight row as it leaves the memory (the block RAM's
-        # clock-to-output delay is most of a cycle on its own)
+        # --- stage 1: register the weight row as it leaves the memory (LUT RAM: the read and its
+        # multiplexer tree; block RAM: its clock-to-output delay is most of a cycle on its own)
         s2 = Signal(data.StructLayout({
             "c": control, "mask": unsigned(lanes), "plane": op.plane.shape(),
             "row": data.ArrayLayout(signed(self._weight_bits), lanes),

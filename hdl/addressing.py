@@ -8,7 +8,8 @@ from amaranth.lib.wiring import In, Out
 
 from .encoder import encoder_input
 from .layouts import spike_word
-from .params import check_int
+from .params import check_int, check_choice
+from .accumulators import RAM_STYLES
 
 __all__ = ["WindowWalker"]
 
@@ -34,6 +35,9 @@ class WindowWalker(wiring.Component):
     kernel, stride, padding : int
     tag_step, tag_width : int
         Tag increment per tap and its width.
+    ram_style : {"distributed", "block"}
+        Frame memory: LUT RAM (read asynchronously from a registered address) or block RAM
+        (see :data:`~.accumulators.RAM_STYLES`).
 
     Members
     -------
@@ -42,7 +46,8 @@ class WindowWalker(wiring.Component):
     """
 
     def __init__(self, *, word_width, words, height, width, kernel, stride, padding, tag_step,
-                 tag_width):
+                 tag_width, ram_style="distributed"):
+        self._ram_style = check_choice("ram_style", ram_style, RAM_STYLES)
         self._word_width = check_int("word_width", word_width, min=1)
         self._words = check_int("words", words, min=1)
         self._height = check_int("height", height, min=1)
@@ -70,7 +75,8 @@ class WindowWalker(wiring.Component):
         depth = h * row
         m.submodules.frame = frame = Memory(shape=self._word_width, depth=depth, init=[])
         write = frame.write_port()
-        read = frame.read_port()
+        distributed = self._ram_style == "distributed"
+        read = frame.read_port(domain="comb" if distributed else "sync")
 
         walking = Signal()
         # --- load phase: write the frame in arrival order
@@ -121,11 +127,15 @@ class WindowWalker(wiring.Component):
         o_valid = Signal()
         emit = f_valid & (~o_valid | self.o.ready)
         issue = walking & (~f_valid | emit)
-        m.d.comb += [
-            read.addr.eq(pixel + j),
-            read.en.eq(issue),
-            self.o.valid.eq(o_valid),
-        ]
+        m.d.comb += self.o.valid.eq(o_valid)
+        if distributed:
+            # LUT RAM: register the address at issue, read during stage f
+            f_addr = Signal.like(read.addr)
+            m.d.comb += read.addr.eq(f_addr)
+            with m.If(issue):
+                m.d.sync += f_addr.eq(pixel + j)
+        else:
+            m.d.comb += [read.addr.eq(pixel + j), read.en.eq(issue)]
         with m.If(emit):
             m.d.sync += [o_valid.eq(1),
                          self.o.payload.data.eq(Mux(f_inside, read.data, 0)),

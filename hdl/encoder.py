@@ -9,6 +9,9 @@ from .params import check_int
 
 __all__ = ["SpikeEncoder", "encoder_input", "encoder_output", "lowest_set", "one_hot_index"]
 
+# Items per slice of a wide word: the width of the encoder's one-item-per-cycle search loop.
+SLICE_ITEMS = 16
+
 
 def encoder_input(*, width, tag_width=0):
     """Input beat: :func:`~.layouts.spike_word`, plus a ``tag`` copied to the word's events when
@@ -47,6 +50,12 @@ def one_hot_index(one_hot):
     return Cat(*[Cat(*[one_hot[i] for i in range(n) if (i >> k) & 1]).any()
                  if any((i >> k) & 1 for i in range(n)) else Const(0, 1)
                  for k in range(bits)])
+
+
+def at_most_one(bits):
+    """1 if at most one bit of ``bits`` is set (pairwise ANDs; for a few bits)."""
+    pairs = [bits[a] & bits[b] for a in range(len(bits)) for b in range(a + 1, len(bits))]
+    return ~Cat(*pairs).any() if pairs else Const(1, 1)
 
 
 class SpikeEncoder(wiring.Component):
@@ -118,8 +127,14 @@ class SpikeEncoder(wiring.Component):
         width, chunk, items, count = self._width, self._chunk, self._items, self._count
         addr_shape = self.o.payload.addr.shape().elem_shape
         plane_shape = self.o.payload.plane.shape()
-        index_shape = unsigned(max(1, (items - 1).bit_length()))
         tag_shape = unsigned(max(1, self._tag_width))
+        # A wide word is handed from W1 to W2 one nonzero slice of `span` items at a time, so the
+        # find-first-set loop in W2 spans `span` items, not the whole word. (With count > 1, a
+        # beat may hold items of different slices, so the word stays whole then.)
+        sliced = count == 1 and chunk == 1 and items > SLICE_ITEMS and items % SLICE_ITEMS == 0
+        span = SLICE_ITEMS if sliced else items
+        slices = -(-items // span)
+        index_shape = unsigned(max(1, (span - 1).bit_length()))
 
         # Position of the next input word within its token.
         in_word = Signal(range(self._per_plane))
@@ -129,23 +144,26 @@ class SpikeEncoder(wiring.Component):
         channel_mask = Mux(in_word == self._per_plane - 1,
                            Const((1 << tail_bits) - 1, width), Const((1 << width) - 1, width))
 
-        # Stage W1: the accepted word, masked, with its nonzero-item bits (registered, so the
-        # selection logic below starts from flip-flops, not from the producer's memory read).
+        # Stage W1: the accepted word, masked, with its nonzero-item bits and the nonzero slices
+        # still to hand over (registered, so the selection logic starts from flip-flops, not from
+        # the producer's memory read). `w1_final`: at most one slice is left.
         w1_valid = Signal()
         w1_word = Signal(width)
         w1_items = Signal(items)
+        w1_slices = Signal(slices)
+        w1_final = Signal()
         w1_base = Signal(addr_shape)
         w1_plane = Signal(plane_shape)
         w1_last = Signal()
         w1_tag = Signal(tag_shape)
 
-        # Stage W2: the word being encoded. `index`/`sel`/`mask` hold the items of the beat on
+        # Stage W2: the slice being encoded. `sel`/`index`/`masks` hold the items of the beat on
         # offer now, `rest` the items still to come after it, `more` = rest.any() (registered, so
         # the handshake never waits on the find-first-set logic).
         loaded = Signal()
         sel = Signal(count)                      # slot s holds an item
         index = Signal(data.ArrayLayout(index_shape, count))
-        rest = Signal(items)
+        rest = Signal(span)
         more = Signal()
         word = Signal(width)
         base = Signal(addr_shape)
@@ -165,17 +183,17 @@ class SpikeEncoder(wiring.Component):
                 if chunk > 1:
                     # AND-OR with the one-hot select (a variable word_select would multiply).
                     stmts.append(masks[s].eq(Cat(*[
-                        Cat(*[source_word[j * chunk + b] & low[j] for j in range(items)]).any()
-                        for b in range(chunk)])))
-                left = (left & ~low)[:items]
+                        Cat(*[source_word[j * chunk + b] & low[j] for j in range(len(low))])
+                        .any() for b in range(chunk)])))
+                left = (left & ~low)[:len(source)]
             stmts += [rest.eq(left), more.eq(left.any())]
             return stmts
 
-        items_pow2 = items & (items - 1) == 0
+        span_pow2 = span & (span - 1) == 0
         for s in range(count):
-            if items_pow2 and items > 1:
-                # base is a multiple of `items`: concatenate instead of adding
-                high = base[(items - 1).bit_length():]
+            if span_pow2 and span > 1:
+                # base is a multiple of `span`: concatenate instead of adding
+                high = base[(span - 1).bit_length():]
                 addr = Cat(index[s], high)[:addr_shape.width]
             else:
                 addr = base + index[s]
@@ -190,33 +208,55 @@ class SpikeEncoder(wiring.Component):
         if self._tag_width:
             m.d.comb += self.o.payload.tag.eq(tag)
 
-        # W2 frees when empty, when it holds a zero non-last word, or when the beat leaving now
-        # takes its last items; W1 moves into W2 in that cycle, and W1 takes a new word whenever
-        # it is empty or moving on.
+        # W2 frees when empty, when it holds a zero non-last slice, or when the beat leaving now
+        # takes its last items; W1 hands over a slice in that cycle, and W1 takes a new word
+        # whenever it is empty or handing over its final slice.
         free = ~loaded | ~self.o.valid | (self.o.ready & ~more)
-        m.d.comb += self.i.ready.eq(~w1_valid | free)
+        m.d.comb += self.i.ready.eq(~w1_valid | (free & w1_final))
 
         with m.If(free):
             m.d.sync += loaded.eq(w1_valid)
             with m.If(w1_valid):
-                m.d.sync += take(w1_items, w1_word)
-                m.d.sync += [word.eq(w1_word), base.eq(w1_base), plane.eq(w1_plane),
-                             last.eq(w1_last), tag.eq(w1_tag)]
+                if slices == 1:
+                    m.d.sync += [take(w1_items, w1_word), base.eq(w1_base),
+                                 last.eq(w1_last)]
+                else:
+                    # Hand over the lowest nonzero slice (or an empty one for a zero word).
+                    pick = Signal(slices)
+                    m.d.comb += pick.eq(lowest_set(w1_slices))
+                    part = Signal(span)
+                    m.d.comb += part.eq(Cat(*[
+                        Cat(*[w1_items[c * span + b] & pick[c]
+                              for c in range(slices) if c * span + b < items]).any()
+                        for b in range(span)]))
+                    left = (w1_slices & ~pick)[:slices]
+                    m.d.sync += [
+                        take(part, w1_word),
+                        base.eq(w1_base | (one_hot_index(pick) << (span - 1).bit_length())),
+                        last.eq(w1_last & w1_final),
+                        w1_slices.eq(left),
+                        w1_final.eq(at_most_one(left)),
+                    ]
+                m.d.sync += [word.eq(w1_word), plane.eq(w1_plane), tag.eq(w1_tag)]
         with m.Elif(self.o.ready):
-            # A beat leaves and the word has more items: the next `count` of them.
+            # A beat leaves and the slice has more items: the next `count` of them.
             m.d.sync += take(rest, word)
 
         with m.If(self.i.valid & self.i.ready):
             masked = self.i.payload.data & channel_mask
+            nonzero = Cat(*[masked[j * chunk:(j + 1) * chunk].any() for j in range(items)])
             m.d.sync += [
                 w1_valid.eq(1),
                 w1_word.eq(masked),
-                w1_items.eq(Cat(*[masked[j * chunk:(j + 1) * chunk].any()
-                                  for j in range(items)])),
+                w1_items.eq(nonzero),
                 w1_base.eq(in_base),
                 w1_plane.eq(in_plane),
                 w1_last.eq(self.i.payload.last),
             ]
+            if slices > 1:
+                any_slice = Cat(*[nonzero[c * span:(c + 1) * span].any() for c in range(slices)])
+                m.d.sync += [w1_slices.eq(any_slice),
+                             w1_final.eq(at_most_one(any_slice))]
             if self._tag_width:
                 m.d.sync += w1_tag.eq(self.i.payload.tag)
             with m.If(self.i.payload.last):
@@ -227,6 +267,8 @@ class SpikeEncoder(wiring.Component):
                              in_plane.eq(Mux(in_plane == self._planes - 1, 0, in_plane + 1))]
             with m.Else():
                 m.d.sync += [in_word.eq(in_word + 1), in_base.eq(in_base + items)]
-        with m.Elif(free):
+        with m.Elif(free & w1_final):
             m.d.sync += w1_valid.eq(0)
+        if slices == 1:
+            m.d.comb += w1_final.eq(1)
         return m

@@ -13,7 +13,7 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .accumulators import SpikeAccumulator, accumulate_op, group_bits, weight_load
+from .accumulators import SpikeAccumulator, accumulate_op, group_bits, weight_load, RAM_STYLES
 from .addressing import WindowWalker
 from .encoder import SpikeEncoder
 from .layouts import spike_word, lane_beat
@@ -73,6 +73,9 @@ class SpikeEngine(wiring.Component):
         (c_out, 1, k, k). Zero if not given (load them through ``load``).
     bias : list or None
         Initial bias, ``c_out`` values.
+    ram_style : {"distributed", "block"}
+        Weight and frame memories: LUT RAM (default, for Fmax) or block RAM (denser; on ECP5
+        its 5.5 ns clock-to-output delay caps Fmax near 140 MHz).
 
     Members
     -------
@@ -84,7 +87,8 @@ class SpikeEngine(wiring.Component):
 
     def __init__(self, *, kind, c_in, c_out, lanes, in_height=1, in_width=1, kernel=1, stride=1,
                  padding=0, input_bits=1, input_signed=False, weight_bits=8, bias_bits=16,
-                 acc_bits=16, word_width=32, weights=None, bias=None):
+                 acc_bits=16, word_width=32, weights=None, bias=None, ram_style="distributed"):
+        self.ram_style = check_choice("ram_style", ram_style, RAM_STYLES)
         self.kind = check_choice("kind", kind, KINDS)
         self.c_in = check_int("c_in", c_in, min=1)
         self.c_out = check_int("c_out", c_out, min=1)
@@ -149,7 +153,7 @@ class SpikeEngine(wiring.Component):
             lanes=self.lanes, channels=self.c_out, rows=self.rows, planes=self.input_bits,
             input_signed=self.input_signed, weight_bits=self.weight_bits,
             bias_bits=self.bias_bits, sum_bits=self.sum_bits, acc_bits=self.acc_bits,
-            weights=self._image, bias=self._bias)
+            weights=self._image, bias=self._bias, ram_style=self.ram_style)
         depthwise = self.kind == "depthwise"
         tag_width = max(1, (self.rows - 1).bit_length())
         m.submodules.encoder = encoder = SpikeEncoder(
@@ -163,7 +167,7 @@ class SpikeEngine(wiring.Component):
                 word_width=self.word_width, words=self.words, height=self.in_height,
                 width=self.in_width, kernel=self.kernel, stride=self.stride,
                 padding=self.padding, tag_step=1 if depthwise else self.c_in,
-                tag_width=tag_width)
+                tag_width=tag_width, ram_style=self.ram_style)
             wiring.connect(m, wiring.flipped(self.spikes), walker.i)
             wiring.connect(m, walker.o, encoder.i)
 

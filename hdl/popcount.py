@@ -11,7 +11,8 @@ from .encoder import lowest_set, one_hot_index
 from .layouts import kv_pair
 from .params import check_int
 
-__all__ = ["KVPopcount", "popcount", "block_any", "select_block", "count_width"]
+__all__ = ["KVPopcount", "popcount", "block_any", "select_block", "count_width",
+           "lowest_set_blocked", "count_to_three"]
 
 
 def count_width(limit):
@@ -41,6 +42,34 @@ def select_block(block_hot, word, width):
     for b in range(len(block_hot)):
         picked = picked | Mux(block_hot[b], word[b * width:(b + 1) * width], 0)
     return picked
+
+
+def lowest_set_blocked(value, width):
+    """One-hot of the lowest set bit of ``value`` and one-hot of its ``width``-bit block.
+
+    The same bit as :func:`~.encoder.lowest_set`, found in two short levels (the lowest block
+    with a set bit, and the lowest set bit in every block) instead of one carry chain along the
+    whole word. Returns ``(hot, block_hot)``, both 0 if ``value`` is 0.
+    """
+    blocks = len(value) // width
+    block_hot = lowest_set(block_any(value, width))
+    hot = Cat(*[lowest_set(value[b * width:(b + 1) * width]) &
+                block_hot[b].replicate(width) for b in range(blocks)])
+    return hot, block_hot
+
+
+def count_to_three(value):
+    """Set bits of ``value``, saturated at 3 (a tree of 2-bit saturating adds, no carry chain)."""
+    terms = [value[i] for i in range(len(value))]
+    if not terms:
+        return Const(0, 2)
+    while len(terms) > 1:
+        pairs = []
+        for i in range(0, len(terms) - 1, 2):
+            total = terms[i] + terms[i + 1]
+            pairs.append(Mux(total > 3, 3, total)[:2])
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
 
 
 class KVPopcount(wiring.Component):
@@ -110,48 +139,72 @@ class KVPopcount(wiring.Component):
 
         # Rows written since the last release; the others read as zero.
         written = Signal(channels)
-        rd_row = Signal(range(channels))
 
-        # Stage 1: the token being scanned and its pending K spikes.
+        # Stage 0: the token being scanned and its pending K spikes.
         kbits = Signal(channels)
         vword = Signal(channels)
         taken = Signal(range(self._tokens))
         closing = Signal()                  # the product's last token has been taken
-        hot = lowest_set(kbits)
+        more = Signal()                     # kbits has two spikes or more (registered)
+        hot, head_hot = lowest_set_blocked(kbits, dh)
         rest = kbits & ~hot
         event = kbits.any()
-        v_of_head = select_block(block_any(hot, dh), vword, dh)
 
-        m.d.comb += self.i.ready.eq(~closing & ~self.done & ~rest.any())
+        m.d.comb += self.i.ready.eq(~closing & ~self.done & ~more)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [kbits.eq(self.i.payload.k), vword.eq(self.i.payload.v)]
+            m.d.sync += [kbits.eq(self.i.payload.k), vword.eq(self.i.payload.v),
+                         more.eq(count_to_three(self.i.payload.k) >= 2)]
             with m.If(taken == self._tokens - 1):
                 m.d.sync += [taken.eq(0), closing.eq(1)]
             with m.Else():
                 m.d.sync += taken.eq(taken + 1)
         with m.Elif(event):
-            m.d.sync += kbits.eq(rest)
+            m.d.sync += [kbits.eq(rest), more.eq(count_to_three(kbits) == 3)]
 
-        # The read port serves the events while building and the consumer once done.
-        addr = Mux(self.done, self.rd_addr, one_hot_index(hot))
-        read = Mux(self.done, self.rd_en, event)
-        m.d.comb += [rd.addr.eq(addr), rd.en.eq(read)]
-        with m.If(read):
-            m.d.sync += rd_row.eq(addr)
-        fresh = written.bit_select(rd_row, 1)
+        # Stage 1: the event's row address and V bits, registered; the row is read.
+        s1_valid, s1_addr, s1_v = Signal(), Signal(range(channels)), Signal(dh)
+        m.d.sync += [s1_valid.eq(event), s1_addr.eq(one_hot_index(hot)),
+                     s1_v.eq(select_block(head_hot, vword, dh))]
+
+        # Stage 2: the row arrives and is registered; where it comes from in stage 3 is decided
+        # here from registers: the write in flight in stage 3 (same row: forward it), the memory
+        # (a row written before, the transparent port covering a write in the read cycle), or
+        # zero (a row not written since the release).
+        s2_valid, s2_addr, s2_v = Signal(), Signal(range(channels)), Signal(dh)
+        s3_valid, s3_addr, s3_v = Signal(), Signal(range(channels)), Signal(dh)
+        s3_raw = Signal(self._row)
+        s3_fwd, s3_mem = Signal(), Signal()
+        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_v.eq(s1_v)]
+        forward = s3_valid & (s3_addr == s2_addr)
+        m.d.sync += [
+            s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_v.eq(s2_v),
+            s3_raw.eq(rd.data),
+            s3_fwd.eq(forward),
+            s3_mem.eq(~forward & written.bit_select(s2_addr, 1)),
+        ]
+
+        # Stage 3: read-modify-write of the event's row.
+        new = Signal(self._row)
+        last = Signal(self._row)            # the row written in the previous cycle
+        m.d.comb += [wr.en.eq(s3_valid), wr.addr.eq(s3_addr), wr.data.eq(new)]
+        for j in range(dh):
+            old = (Mux(s3_mem, s3_raw[j], 0) | Mux(s3_fwd, last[j], 0))
+            m.d.comb += new[j].eq(old + s3_v[j])
+        m.d.sync += last.eq(new)
+        with m.If(s3_valid):
+            m.d.sync += written.bit_select(s3_addr, 1).eq(1)
+
+        # The read port serves the events while building and the consumer once done; the
+        # consumer's zero mask for unwritten rows is decided when the read is issued.
+        fresh = Signal()
+        m.d.comb += [rd.addr.eq(Mux(self.done, self.rd_addr, s1_addr)),
+                     rd.en.eq(Mux(self.done, self.rd_en, 1))]
+        with m.If(self.done & self.rd_en):
+            m.d.sync += fresh.eq(written.bit_select(self.rd_addr, 1))
         m.d.comb += self.rd_data.eq(Mux(fresh, rd.data.as_value(), 0))
 
-        # Stage 2: read-modify-write of the event's row.
-        s2_valid = Signal()
-        s2_v = Signal(dh)
-        m.d.sync += [s2_valid.eq(event), s2_v.eq(v_of_head)]
-        m.d.comb += [wr.en.eq(s2_valid), wr.addr.eq(rd_row)]
-        for j in range(dh):
-            m.d.comb += wr.data[j].eq(self.rd_data[j] + s2_v[j])
-        with m.If(s2_valid):
-            m.d.sync += written.bit_select(rd_row, 1).eq(1)
-
-        with m.If(closing & ~event & ~s2_valid):
+        # Done once the last write has landed: reads from then on see the whole product.
+        with m.If(closing & ~event & ~s1_valid & ~s2_valid):
             m.d.sync += [closing.eq(0), self.done.eq(1)]
         with m.If(self.release):
             m.d.sync += [self.done.eq(0), written.eq(0)]

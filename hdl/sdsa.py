@@ -110,11 +110,43 @@ class SDSAv1(_Attention):
         return m
 
 
+class _SkidBuffer(wiring.Component):
+    """A registered stream stage whose ``i.ready`` is a register (a two-entry skid buffer).
+
+    Cuts the combinational ready path from ``o`` back to ``i``; full throughput, one cycle of
+    latency, any stall pattern.
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout))
+    """
+
+    def __init__(self, layout):
+        self._layout = layout
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare = Signal(self._layout)
+        full = Signal()
+        m.d.comb += self.i.ready.eq(~full)
+        with m.If(~self.o.valid | self.o.ready):
+            with m.If(full):
+                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), full.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~full):
+            m.d.sync += [spare.eq(self.i.payload), full.eq(1)]
+        return m
+
+
 class _SSA(_Attention):
     """Shared back end of the SSA orders: scores ``A`` as lane beats → attention LIF → words.
 
-    A subclass's ``_scores(m, beats)`` drives ``beats`` (a :class:`~.lif.LIFArray` input: lane
-    beats of ``A`` in token order, channel groups in order) from ``kv`` and ``q``, and its
+    A subclass's ``_scores(m, beats)`` drives ``beats`` (the :class:`~.lif.LIFArray` input, behind
+    a skid buffer that keeps the LIF's ready path out of the score pipeline: lane beats of ``A``
+    in token order, channel groups in order) from ``kv`` and ``q``, and its
     ``_beat_lanes()`` gives the lanes of a score beat. The LIF array runs
     ``lif_int(A, threshold=2**(shift-1), frac_bits=steps)`` per neuron
     (:func:`spikeforge.golden.attention.ssa_int`) with a membrane of ``shift + steps + 1``
@@ -139,9 +171,11 @@ class _SSA(_Attention):
             threshold_width=self._shift, thresholds=1 << (self._shift - 1))
         m.submodules.packer = packer = SpikePacker(
             lanes=lanes, channels=self._channels, width=self._channels)
+        m.submodules.skid = skid = _SkidBuffer(lif.i.payload.shape())
+        wiring.connect(m, skid.o, lif.i)
         wiring.connect(m, lif.o, packer.i)
         wiring.connect(m, packer.o, wiring.flipped(self.o))
-        self._scores(m, lif.i)
+        self._scores(m, skid.i)
         return m
 
     def _emit(self, m, beats, advance, fire, scores, group):
@@ -181,7 +215,7 @@ class SSAKVFirst(_SSA):
 
         advance = ~beats.valid | beats.ready
 
-        # Stage 1: the Q word being scanned; its current head's bits are `qbits[:dh]`.
+        # Stage 0: the Q word being scanned; its current head's bits are `qbits[:dh]`.
         qbits = Signal(self._channels)
         have = Signal()
         head = Signal(range(heads))
@@ -193,11 +227,8 @@ class SSAKVFirst(_SSA):
         head_done = have & ~rest.any()
         token_done = head_done & (head == heads - 1)
 
-        m.d.comb += [
-            self.q.ready.eq(advance & kvp.done & (taken != tokens) & (~have | token_done)),
-            kvp.rd_en.eq(advance & have & current.any()),
-            kvp.rd_addr.eq(base + one_hot_index(hot)),
-        ]
+        m.d.comb += self.q.ready.eq(advance & kvp.done & (taken != tokens) &
+                                    (~have | token_done))
         with m.If(self.q.valid & self.q.ready):
             m.d.sync += [qbits.eq(self.q.payload.data), have.eq(1), head.eq(0), base.eq(0),
                          taken.eq(taken + 1)]
@@ -209,28 +240,44 @@ class SSAKVFirst(_SSA):
             with m.Else():
                 m.d.sync += qbits[:dh].eq(rest)
 
-        # Stage 2: add the row read for the item into the head's accumulators.
-        s2_valid, s2_read, s2_last, s2_end = Signal(), Signal(), Signal(), Signal()
-        s2_head = Signal(range(heads))
+        # Stage 1: the item's row address, registered; its row is read.
+        q1_valid, q1_read, q1_last, q1_end = Signal(), Signal(), Signal(), Signal()
+        q1_addr, q1_head = Signal(range(self._channels)), Signal(range(heads))
         with m.If(advance):
             m.d.sync += [
-                s2_valid.eq(have),
-                s2_read.eq(current.any()),
-                s2_last.eq(head_done),
-                s2_end.eq(token_done & (taken == tokens)),
-                s2_head.eq(head),
+                q1_valid.eq(have),
+                q1_read.eq(current.any()),
+                q1_last.eq(head_done),
+                q1_end.eq(token_done & (taken == tokens)),
+                q1_head.eq(head),
+                q1_addr.eq(base + one_hot_index(hot)),
             ]
-        acc = Signal(data.ArrayLayout(unsigned(self._score_width()), dh))
-        sums = [acc[j] + Mux(s2_read, kvp.rd_data[j], 0) for j in range(dh)]
-        with m.If(advance & s2_valid):
-            for j in range(dh):
-                m.d.sync += acc[j].eq(Mux(s2_last, 0, sums[j]))
-        self._emit(m, beats, advance, s2_valid & s2_last, sums, s2_head)
+        m.d.comb += [kvp.rd_en.eq(advance & q1_valid & q1_read), kvp.rd_addr.eq(q1_addr)]
 
-        # The step's last item has its row: the product may go, the next step may come in.
-        with m.If(advance & s2_valid & s2_end):
+        # Stage 2: the row arrives and is registered (zero for an item without a Q spike).
+        q2_valid, q2_read, q2_last, q2_end = Signal(), Signal(), Signal(), Signal()
+        q2_head = Signal(range(heads))
+        with m.If(advance):
+            m.d.sync += [q2_valid.eq(q1_valid), q2_read.eq(q1_read), q2_last.eq(q1_last),
+                         q2_end.eq(q1_end), q2_head.eq(q1_head)]
+        q3_valid, q3_last = Signal(), Signal()
+        q3_head = Signal(range(heads))
+        row = Signal(kvp.rd_data.shape())
+        with m.If(advance):
+            m.d.sync += [q3_valid.eq(q2_valid), q3_last.eq(q2_last), q3_head.eq(q2_head),
+                         row.eq(Mux(q2_read, kvp.rd_data.as_value(), 0))]
+        # The step's last row is in hand: the product may go, the next step may come in.
+        with m.If(advance & q2_valid & q2_end):
             m.d.comb += kvp.release.eq(1)
             m.d.sync += taken.eq(0)
+
+        # Stage 3: add the row into the head's accumulators; a head's last item emits its sums.
+        acc = Signal(data.ArrayLayout(unsigned(self._score_width()), dh))
+        sums = [acc[j] + row[j] for j in range(dh)]
+        with m.If(advance & q3_valid):
+            for j in range(dh):
+                m.d.sync += acc[j].eq(Mux(q3_last, 0, sums[j]))
+        self._emit(m, beats, advance, q3_valid & q3_last, sums, q3_head)
 
 
 class SSAQKFirst(_SSA):
@@ -292,7 +339,7 @@ class SSAQKFirst(_SSA):
             with m.Else():
                 m.d.sync += index.eq(index + 1)
 
-        # Stage 2: popcount per head, select-and-add per V spike.
+        # Stage 2: the token read arrives; Q AND K and V are registered (zero without a read).
         s2_valid, s2_read, s2_last, s2_end = Signal(), Signal(), Signal(), Signal()
         s2_q = Signal(channels)
         with m.If(advance):
@@ -303,18 +350,34 @@ class SSAQKFirst(_SSA):
                 s2_end.eq(item_last & (taken == tokens)),
                 s2_q.eq(qword),
             ]
-        k, v = rd.data.k, rd.data.v
-        overlap = [popcount(s2_q[h * dh:(h + 1) * dh] & k[h * dh:(h + 1) * dh])
-                   for h in range(self._heads)]
-        acc = Signal(data.ArrayLayout(unsigned(self._score_width()), channels))
-        sums = [acc[j] + Mux(s2_read & v[j], overlap[j // dh], 0) for j in range(channels)]
-        with m.If(advance & s2_valid):
-            for j in range(channels):
-                m.d.sync += acc[j].eq(Mux(s2_last, 0, sums[j]))
-        self._emit(m, beats, advance, s2_valid & s2_last, sums, 0)
-
+        s3_valid, s3_last = Signal(), Signal()
+        s3_both, s3_v = Signal(channels), Signal(channels)
+        with m.If(advance):
+            m.d.sync += [
+                s3_valid.eq(s2_valid), s3_last.eq(s2_last),
+                s3_both.eq(Mux(s2_read, s2_q & rd.data.k, 0)),
+                s3_v.eq(Mux(s2_read, rd.data.v, 0)),
+            ]
+        # The step's last token is in hand: the next step's K/V may come in.
         with m.If(advance & s2_valid & s2_end):
             m.d.sync += [loaded.eq(0), stored.eq(0), taken.eq(0)]
+
+        # Stage 3: popcount per head, registered.
+        s4_valid, s4_last = Signal(), Signal()
+        s4_v = Signal(channels)
+        overlap = [Signal(count_width(dh)) for _ in range(self._heads)]
+        with m.If(advance):
+            m.d.sync += [s4_valid.eq(s3_valid), s4_last.eq(s3_last), s4_v.eq(s3_v)]
+            m.d.sync += [overlap[h].eq(popcount(s3_both[h * dh:(h + 1) * dh]))
+                         for h in range(self._heads)]
+
+        # Stage 4: select-and-add per V spike; a Q token's last key emits its sums.
+        acc = Signal(data.ArrayLayout(unsigned(self._score_width()), channels))
+        sums = [acc[j] + Mux(s4_v[j], overlap[j // dh], 0) for j in range(channels)]
+        with m.If(advance & s4_valid):
+            for j in range(channels):
+                m.d.sync += acc[j].eq(Mux(s4_last, 0, sums[j]))
+        self._emit(m, beats, advance, s4_valid & s4_last, sums, 0)
 
 
 _CORES = {"v1": SDSAv1, "ssa": SSAKVFirst, "qk_first": SSAQKFirst}
