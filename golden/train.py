@@ -15,7 +15,19 @@ from .models import build_model, neuron_layers
 
 __all__ = ["train", "evaluate", "TrainResult", "DEFAULTS"]
 
-DEFAULTS = {"epochs": 50, "batch_size": 32, "lr": 5e-3, "weight_decay": 1e-4, "seed": 0}
+DEFAULTS = {"epochs": 50, "batch_size": 32, "lr": 5e-3, "weight_decay": 1e-4, "seed": 0,
+            "shift": 0}
+
+
+def random_shift(images, generator, shift):
+    """Translate every image by a random ``(dy, dx)`` in ``[-shift, shift]``, zero fill."""
+    if shift == 0:
+        return images
+    n, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (shift,) * 4)
+    dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator).tolist()
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator).tolist()
+    return torch.stack([padded[i, :, y:y + h, x:x + w] for i, (y, x) in enumerate(zip(dy, dx))])
 
 
 class TrainResult:
@@ -58,6 +70,7 @@ def evaluate(model, split, *, batch_size=256, rates=None):
 
 def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
           lr=DEFAULTS["lr"], weight_decay=DEFAULTS["weight_decay"], seed=DEFAULTS["seed"],
+          shift=DEFAULTS["shift"],
           train_samples=None, threads=2, progress=False, on_epoch=None):
     """Train a fresh model of ``config`` with AdamW and a cosine learning rate.
 
@@ -67,7 +80,9 @@ def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"
     epochs, batch_size : int
     lr, weight_decay : float
     seed : int
-        Seeds the initialisation and the data order.
+        Seeds the initialisation, the data order and the augmentation.
+    shift : int
+        Augmentation: random translations of up to ``shift`` pixels (0: none).
     train_samples : int or None
         Train on the first ``n`` training samples only (smoke tests).
     threads : int
@@ -110,7 +125,7 @@ def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"
         running = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            logits = model(train_split.images[idx].float())
+            logits = model(random_shift(train_split.images[idx].float(), generator, shift))
             loss = loss_fn(logits, train_split.labels[idx])
             optimizer.zero_grad()
             loss.backward()

@@ -114,7 +114,7 @@ class SpikeAccumulator(wiring.Component):
     bias : list or None
         Initial bias memory: one list of ``lanes`` values per group.
     ram_style : {"distributed", "block"}
-        Weight memory: LUT RAM (default; the fast one) or block RAM (see :data:`RAM_STYLES`).
+        Weight memory: block RAM (default) or LUT RAM (see :data:`RAM_STYLES`).
 
     Members
     -------
@@ -126,7 +126,7 @@ class SpikeAccumulator(wiring.Component):
 
     def __init__(self, *, lanes, channels, rows, planes=1, input_signed=False, weight_bits=8,
                  bias_bits=16, sum_bits=24, acc_bits=16, weights=None, bias=None,
-                 ram_style="distributed"):
+                 ram_style="block"):
         self._ram_style = check_choice("ram_style", ram_style, RAM_STYLES)
         self._lanes = check_int("lanes", lanes, min=1)
         self._channels = check_int("channels", channels, min=1)
@@ -163,8 +163,10 @@ class SpikeAccumulator(wiring.Component):
 
         depth = self._rows << gbits
         init = [self._weights.get(a, [0] * lanes) for a in range(depth)]
+        # (the attribute keeps Yosys from merging the stage-2 register into a block RAM port)
         m.submodules.weights = weights = Memory(
-            shape=data.ArrayLayout(signed(self._weight_bits), lanes), depth=depth, init=init)
+            shape=data.ArrayLayout(signed(self._weight_bits), lanes), depth=depth, init=init,
+            attrs={"ram_style": self._ram_style})
         m.submodules.bias = bias = Memory(
             shape=data.ArrayLayout(signed(self._bias_bits), lanes), depth=groups,
             init=self._bias or [])

@@ -46,7 +46,7 @@ class WindowWalker(wiring.Component):
     """
 
     def __init__(self, *, word_width, words, height, width, kernel, stride, padding, tag_step,
-                 tag_width, ram_style="distributed"):
+                 tag_width, ram_style="block"):
         self._ram_style = check_choice("ram_style", ram_style, RAM_STYLES)
         self._word_width = check_int("word_width", word_width, min=1)
         self._words = check_int("words", words, min=1)
@@ -73,7 +73,8 @@ class WindowWalker(wiring.Component):
         words = self._words
         row = w * words                          # words per input row
         depth = h * row
-        m.submodules.frame = frame = Memory(shape=self._word_width, depth=depth, init=[])
+        m.submodules.frame = frame = Memory(shape=self._word_width, depth=depth, init=[],
+                                            attrs={"ram_style": self._ram_style})
         write = frame.write_port()
         distributed = self._ram_style == "distributed"
         read = frame.read_port(domain="comb" if distributed else "sync")

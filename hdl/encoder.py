@@ -52,12 +52,6 @@ def one_hot_index(one_hot):
                  for k in range(bits)])
 
 
-def at_most_one(bits):
-    """1 if at most one bit of ``bits`` is set (pairwise ANDs; for a few bits)."""
-    pairs = [bits[a] & bits[b] for a in range(len(bits)) for b in range(a + 1, len(bits))]
-    return ~Cat(*pairs).any() if pairs else Const(1, 1)
-
-
 class SpikeEncoder(wiring.Component):
     """Turns spike words into the addresses of their nonzero items, ``count`` per cycle.
 
@@ -144,12 +138,15 @@ class SpikeEncoder(wiring.Component):
         channel_mask = Mux(in_word == self._per_plane - 1,
                            Const((1 << tail_bits) - 1, width), Const((1 << width) - 1, width))
 
-        # Stage W1: the accepted word, masked, with its nonzero-item bits and the nonzero slices
-        # still to hand over (registered, so the selection logic starts from flip-flops, not from
-        # the producer's memory read). `w1_final`: at most one slice is left.
+        # Stage W1: the accepted word, masked, with its nonzero-item bits; `w1_part` is the slice
+        # to hand over next (the lowest nonzero one, at slice `w1_offset`), `w1_slices` the
+        # nonzero slices after it and `w1_final` = no slice after it (all registered, so the
+        # find-first-set in W2 starts from flip-flops).
         w1_valid = Signal()
         w1_word = Signal(width)
         w1_items = Signal(items)
+        w1_part = Signal(span)
+        w1_offset = Signal(range(slices))
         w1_slices = Signal(slices)
         w1_final = Signal()
         w1_base = Signal(addr_shape)
@@ -214,6 +211,18 @@ class SpikeEncoder(wiring.Component):
         free = ~loaded | ~self.o.valid | (self.o.ready & ~more)
         m.d.comb += self.i.ready.eq(~w1_valid | (free & w1_final))
 
+        def next_slice(item_bits, nonzero):
+            """Statements making the lowest slice in ``nonzero`` W1's next slice."""
+            pick = lowest_set(nonzero)
+            left = (nonzero & ~pick)[:slices]
+            return [
+                w1_part.eq(Cat(*[Cat(*[item_bits[c * span + b] & pick[c]
+                                       for c in range(slices)]).any() for b in range(span)])),
+                w1_offset.eq(one_hot_index(pick)),
+                w1_slices.eq(left),
+                w1_final.eq(~left.any()),
+            ]
+
         with m.If(free):
             m.d.sync += loaded.eq(w1_valid)
             with m.If(w1_valid):
@@ -221,21 +230,12 @@ class SpikeEncoder(wiring.Component):
                     m.d.sync += [take(w1_items, w1_word), base.eq(w1_base),
                                  last.eq(w1_last)]
                 else:
-                    # Hand over the lowest nonzero slice (or an empty one for a zero word).
-                    pick = Signal(slices)
-                    m.d.comb += pick.eq(lowest_set(w1_slices))
-                    part = Signal(span)
-                    m.d.comb += part.eq(Cat(*[
-                        Cat(*[w1_items[c * span + b] & pick[c]
-                              for c in range(slices) if c * span + b < items]).any()
-                        for b in range(span)]))
-                    left = (w1_slices & ~pick)[:slices]
+                    # Hand over the slice (an empty one for a zero word), line up the next.
                     m.d.sync += [
-                        take(part, w1_word),
-                        base.eq(w1_base | (one_hot_index(pick) << (span - 1).bit_length())),
+                        take(w1_part, w1_word),
+                        base.eq(w1_base | (w1_offset << (span - 1).bit_length())),
                         last.eq(w1_last & w1_final),
-                        w1_slices.eq(left),
-                        w1_final.eq(at_most_one(left)),
+                        next_slice(w1_items, w1_slices),
                     ]
                 m.d.sync += [word.eq(w1_word), plane.eq(w1_plane), tag.eq(w1_tag)]
         with m.Elif(self.o.ready):
@@ -255,8 +255,7 @@ class SpikeEncoder(wiring.Component):
             ]
             if slices > 1:
                 any_slice = Cat(*[nonzero[c * span:(c + 1) * span].any() for c in range(slices)])
-                m.d.sync += [w1_slices.eq(any_slice),
-                             w1_final.eq(at_most_one(any_slice))]
+                m.d.sync += next_slice(nonzero, any_slice)
             if self._tag_width:
                 m.d.sync += w1_tag.eq(self.i.payload.tag)
             with m.If(self.i.payload.last):

@@ -74,8 +74,8 @@ class SpikeEngine(wiring.Component):
     bias : list or None
         Initial bias, ``c_out`` values.
     ram_style : {"distributed", "block"}
-        Weight and frame memories: LUT RAM (default, for Fmax) or block RAM (denser; on ECP5
-        its 5.5 ns clock-to-output delay caps Fmax near 140 MHz).
+        Weight and frame memories: block RAM (default) or LUT RAM (on ECP5 the EBR
+        clock-to-output delay, 5.5 ns, caps Fmax near 140 MHz; LUT RAM measured worse).
 
     Members
     -------
@@ -87,7 +87,7 @@ class SpikeEngine(wiring.Component):
 
     def __init__(self, *, kind, c_in, c_out, lanes, in_height=1, in_width=1, kernel=1, stride=1,
                  padding=0, input_bits=1, input_signed=False, weight_bits=8, bias_bits=16,
-                 acc_bits=16, word_width=32, weights=None, bias=None, ram_style="distributed"):
+                 acc_bits=16, word_width=32, weights=None, bias=None, ram_style="block"):
         self.ram_style = check_choice("ram_style", ram_style, RAM_STYLES)
         self.kind = check_choice("kind", kind, KINDS)
         self.c_in = check_int("c_in", c_in, min=1)

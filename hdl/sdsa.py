@@ -20,7 +20,7 @@ from .layouts import kv_pair, spike_word
 from .lif import LIFArray
 from .packer import SpikePacker
 from .params import check_int, check_choice
-from .popcount import KVPopcount, popcount, count_width
+from .popcount import KVPopcount, popcount, count_width, count_to_three
 
 __all__ = ["SDSA", "SDSAv1", "SSAKVFirst", "SSAQKFirst", "VARIANTS"]
 
@@ -221,24 +221,27 @@ class SSAKVFirst(_SSA):
         head = Signal(range(heads))
         base = Signal(range(self._channels))         # head * D_h, kept by addition
         taken = Signal(range(tokens + 1))
+        more = Signal()                              # `current` has two spikes or more
         current = qbits[:dh]
         hot = lowest_set(current)
         rest = current & ~hot
-        head_done = have & ~rest.any()
+        head_done = have & ~more
         token_done = head_done & (head == heads - 1)
 
         m.d.comb += self.q.ready.eq(advance & kvp.done & (taken != tokens) &
                                     (~have | token_done))
         with m.If(self.q.valid & self.q.ready):
             m.d.sync += [qbits.eq(self.q.payload.data), have.eq(1), head.eq(0), base.eq(0),
-                         taken.eq(taken + 1)]
+                         taken.eq(taken + 1),
+                         more.eq(count_to_three(self.q.payload.data[:dh]) >= 2)]
         with m.Elif(advance & have):
             with m.If(head_done):
-                m.d.sync += [qbits.eq(qbits[dh:]), head.eq(head + 1), base.eq(base + dh)]
+                m.d.sync += [qbits.eq(qbits[dh:]), head.eq(head + 1), base.eq(base + dh),
+                             more.eq(count_to_three(qbits[dh:2 * dh]) >= 2)]
                 with m.If(token_done):
                     m.d.sync += have.eq(0)
             with m.Else():
-                m.d.sync += qbits[:dh].eq(rest)
+                m.d.sync += [qbits[:dh].eq(rest), more.eq(count_to_three(current) == 3)]
 
         # Stage 1: the item's row address, registered; its row is read.
         q1_valid, q1_read, q1_last, q1_end = Signal(), Signal(), Signal(), Signal()

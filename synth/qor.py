@@ -16,7 +16,7 @@ pair (the yowasp tools are deterministic for a given seed, so a re-run gives the
 import json
 from pathlib import Path
 
-from .flow import synthesize, tool_versions
+from .flow import synthesize, tool_versions, SynthesisError, DoesNotFit
 
 __all__ = ["CASES", "COUNT_TOLERANCE", "COUNT_SLACK", "FMAX_TOLERANCE", "baseline_path",
            "load_baseline", "measure", "compare", "update"]
@@ -64,8 +64,15 @@ def measure(device, cases=None, *, ci_only=False, cache=True, build_root=None):
     for unit, params, cheap in cases or CASES:
         if unit not in UNITS or (ci_only and not cheap):
             continue
-        r = synthesize(unit, device=device, params=params, seed=1, cache=cache,
-                       build_root=build_root)
+        try:
+            r = synthesize(unit, device=device, params=params, seed=1, cache=cache,
+                           build_root=build_root)
+        except SynthesisError as exc:
+            # Recorded like a figure: a case that stops fitting (or starts) is a change too.
+            out[_case_key(unit, params)] = {
+                "unit": unit, "params": params,
+                "error": "does not fit" if isinstance(exc, DoesNotFit) else "tool failed"}
+            continue
         out[_case_key(unit, params)] = {
             "unit": unit, "params": params, "lut": r.lut, "ff": r.ff, "bram": r.bram,
             "dsp": r.dsp, "fmax_mhz": r.fmax_mhz, "freq_target_mhz": r.freq_target_mhz,
@@ -85,6 +92,11 @@ def compare(device, measured, baseline):
     for key, now in measured.items():
         then = baseline["cases"].get(key)
         if then is None:
+            continue
+        if "error" in now or "error" in then:
+            if now.get("error") != then.get("error"):
+                problems.append(f"{device} {key}: {now.get('error', 'synthesized')} vs "
+                                f"baseline {then.get('error', 'synthesized')}")
             continue
         for name in ("lut", "ff"):
             if not _count_ok(now[name], then[name]):

@@ -122,6 +122,9 @@ def test_baseline_comparison_tolerances():
     problems = " ".join(qor.compare("d", bad, then))
     for word in ("lut", "bram", "dsp", "Fmax", "must be 0"):
         assert word in problems
+    unfit = {"k": {"error": "does not fit"}}
+    assert "does not fit vs baseline synthesized" in qor.compare("d", unfit, then)[0]
+    assert qor.compare("d", unfit, {"cases": unfit}) == []
 
 
 @pytest.mark.parametrize("board", ["ulx3s-85f", "icebreaker"])

@@ -24,6 +24,8 @@ def _arch_names():
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--batch-size", type=int, default=None, help="Batch size [default: 32].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: 5e-3].")
+@click.option("--shift", type=int, default=None,
+              help="Augmentation: random shifts of up to N pixels [default: 0 = none].")
 @click.option("--train-samples", type=int, default=None,
               help="Use only the first N training samples (quick smoke runs).")
 @click.option("--weight-bits", type=int, default=8, show_default=True,
@@ -34,8 +36,8 @@ def _arch_names():
               help="torch threads (results depend on it: the shipped model used 2).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
-def command(arch, epochs, time_steps, seed, batch_size, lr, train_samples, weight_bits, output,
-            threads, no_progress, as_json):
+def command(arch, epochs, time_steps, seed, batch_size, lr, shift, train_samples, weight_bits,
+            output, threads, no_progress, as_json):
     """Train ARCH on scikit-learn's 8×8 digits (fixed split), quantize it and write a model file.
 
     Deterministic on CPU (torch.manual_seed, deterministic algorithms, 2 threads): the same
@@ -54,8 +56,8 @@ def command(arch, epochs, time_steps, seed, batch_size, lr, train_samples, weigh
     from spikeforge.golden.models import SPIKE_DRIVEN, arch_config
     from spikeforge.golden.quantize import quantize
 
-    options = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr))
-               if v is not None}
+    options = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
+                                 ("shift", shift)) if v is not None}
     with as_user_error():
         if arch not in _arch_names():
             raise UserError(f"unknown arch {arch!r} (archs: {', '.join(_arch_names())})")
@@ -63,6 +65,8 @@ def command(arch, epochs, time_steps, seed, batch_size, lr, train_samples, weigh
                             ("--batch-size", batch_size), ("--train-samples", train_samples)):
             if value is not None and value < 1:
                 raise UserError(f"{name} must be at least 1, not {value}")
+        if shift is not None and not 0 <= shift <= 3:
+            raise UserError(f"--shift must be in [0, 3], not {shift}")
         config = arch_config(arch, time_steps=time_steps)
         if config.image_size != 8 or config.in_channels != 1:
             raise UserError(f"arch {arch!r} is a structural (ImageNet) model: train a -tiny arch")
