@@ -27,8 +27,7 @@ SIMULATORS = ("icarus", "verilator")
 TOPLEVEL = "top"
 # Amaranth emits no `timescale; the clock in the testbenches is 10 ns.
 TIMESCALE = ("1ns", "1ps")
-# One output file: the wheel's verilated.mk breaks split builds (empty CFG_CXXFLAGS_PCH_I).
-VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0", "--output-split", "0", "-fno-table"]
+VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0"]
 
 
 class SimulationFailed(AssertionError):

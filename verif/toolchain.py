@@ -36,3 +36,17 @@ def setup_environment():
     os.environ["PATH"] = os.pathsep.join(paths + [p for p in current if p not in paths])
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
+    os.environ["MAKEFLAGS"] = _with_pch_option(os.environ.get("MAKEFLAGS", ""))
+
+
+# The wheel's verilated.mk was configured without GCC's precompiled-header option, so its rule
+# for split (parallel) builds names ``Vtop__pch.h.fast`` as a bare input file. A variable given
+# in MAKEFLAGS counts as given on make's command line and overrides the makefile's empty value.
+PCH_OPTION = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+def _with_pch_option(makeflags):
+    if PCH_OPTION in makeflags.split():
+        return makeflags
+    separator = "" if " -- " in f" {makeflags} " else " --"
+    return f"{makeflags}{separator} {PCH_OPTION}".strip()
