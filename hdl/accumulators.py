@@ -6,10 +6,11 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .arith import saturate_signed
 from .layouts import lane_beat
 from .params import check_int, check_choice
 
-__all__ = ["SpikeAccumulator", "accumulate_op", "weight_load", "saturate_value", "group_bits",
+__all__ = ["SpikeAccumulator", "accumulate_op", "weight_load", "group_bits",
            "RAM_STYLES"]
 
 # Weight memory: "distributed" (LUT RAM, read asynchronously from a registered address; fast)
@@ -59,19 +60,6 @@ def weight_load(*, rows, groups, lanes, value_bits):
         "bias": 1,
         "data": data.ArrayLayout(signed(value_bits), lanes),
     })
-
-
-def saturate_value(value, bits):
-    """``value`` clamped to the ``bits``-bit signed range (combinational, no wrap)."""
-    if len(value) <= bits:
-        return value
-    # In range exactly when the bits above the result's sign bit all equal it: a LUT tree, not
-    # a pair of magnitude comparisons (carry chains).
-    top = value[bits - 1:]
-    in_range = (top == 0) | (top == (1 << len(top)) - 1)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return Mux(in_range, value[:bits].as_signed(),
-               Mux(value[-1], Const(lo, signed(bits)), Const(hi, signed(bits))))
 
 
 class SpikeAccumulator(wiring.Component):
@@ -330,7 +318,7 @@ class SpikeAccumulator(wiring.Component):
 
         with m.If(emit):
             for j in range(lanes):
-                m.d.sync += out.data[j].eq(saturate_value(d1.data[j], self._acc_bits))
+                m.d.sync += out.data[j].eq(saturate_signed(d1.data[j], self._acc_bits))
             m.d.sync += [self.o.valid.eq(1), out.group.eq(d1.group), out.first.eq(d1.first),
                          out.last.eq(d1.last)]
         with m.Elif(self.o.ready):

@@ -5,10 +5,11 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .arith import saturate_signed
 from .layouts import lane_beat
 from .params import check_int, check_choice
 
-__all__ = ["LIFArray", "threshold_row", "saturate"]
+__all__ = ["LIFArray", "threshold_row"]
 
 RESETS = ("hard", "soft")
 
@@ -28,13 +29,6 @@ def threshold_row(*, lanes, width, groups):
         "data": data.ArrayLayout(unsigned(width), lanes),
         "group": unsigned(max(1, (groups - 1).bit_length())),
     })
-
-
-def saturate(value, width):
-    """``value`` clamped to the range of ``signed(width)`` (a combinational expression whose
-    low ``width`` bits are the saturated result)."""
-    low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    return Mux(value > high, high, Mux(value < low, low, value))
 
 
 class LIFArray(wiring.Component):
@@ -283,7 +277,7 @@ class LIFArray(wiring.Component):
                 h = (v + drive) >> 1
             else:
                 h = v + ((drive - v) >> self._tau_log2)
-            m.d.comb += h_next[lane].eq(saturate(h, mw) if may_overflow else h)
+            m.d.comb += h_next[lane].eq(saturate_signed(h, mw) if may_overflow else h)
         with m.If(c_free):
             m.d.sync += [
                 c_valid.eq(src_valid),

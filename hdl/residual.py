@@ -5,7 +5,7 @@ from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
 from .layouts import lane_beat
-from .lif import saturate
+from .arith import saturate_signed, saturate_unsigned
 from .params import check_int, check_choice
 
 __all__ = ["ResidualAdd", "MODES"]
@@ -74,9 +74,8 @@ class ResidualAdd(wiring.Component):
 
     def _saturate(self, total):
         if self._mode == "membrane":
-            return saturate(total, self._out_width)
-        top = (1 << self._out_width) - 1
-        return Mux(total > top, top, total)
+            return saturate_signed(total, self._out_width)
+        return saturate_unsigned(total, self._out_width)
 
     def elaborate(self, platform):
         m = Module()
