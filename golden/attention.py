@@ -75,6 +75,16 @@ def _split_heads(x, heads):
     return x.reshape(steps, tokens, heads, channels // heads).transpose(1, 2)
 
 
+def _split_qkv(q, k, v, *, heads, order, dtype):
+    """Check ``q``, ``k``, ``v``, ``heads`` and ``order``; return the three tensors as ``dtype``,
+    split per head (:func:`_split_heads`)."""
+    _, _, channels = _check_spikes(q=q, k=k, v=v)
+    _check_heads(heads, channels)
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    return tuple(_split_heads(x.to(dtype), heads) for x in (q, k, v))
+
+
 def _merge_heads(x):
     """Inverse of :func:`_split_heads`."""
     steps, heads, tokens, dh = x.shape
@@ -116,11 +126,7 @@ def scores_int(q, k, v, *, heads, order="kv_first"):
     ``order`` picks the multiplication order; both give the same integers (the test checks it).
     Integer matmuls stand for the hardware's select-and-add: every product has a 0/1 factor.
     """
-    steps, tokens, channels = _check_spikes(q=q, k=k, v=v)
-    _check_heads(heads, channels)
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
-    qh, kh, vh = (_split_heads(x.to(torch.int64), heads) for x in (q, k, v))
+    qh, kh, vh = _split_qkv(q, k, v, heads=heads, order=order, dtype=torch.int64)
     if order == "kv_first":
         a = qh @ (kh.transpose(-1, -2) @ vh)
     else:
@@ -140,11 +146,7 @@ def ssa_float(q, k, v, *, heads=8, scale=0.125, order="kv_first"):
     ImageNet); ``"qk_first"`` computes ``(Q @ K^T * scale) @ V`` (Spikformer CIFAR10; its DVS
     model scales after ``@ V`` with 0.25, which is the same number for a power-of-two scale).
     """
-    steps, tokens, channels = _check_spikes(q=q, k=k, v=v)
-    _check_heads(heads, channels)
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
-    qh, kh, vh = (_split_heads(x.to(torch.float32), heads) for x in (q, k, v))
+    qh, kh, vh = _split_qkv(q, k, v, heads=heads, order=order, dtype=torch.float32)
     if order == "kv_first":
         x = qh @ (kh.transpose(-1, -2) @ vh) * scale
     else:

@@ -16,10 +16,13 @@ Steps
        group. ``Θ = floor(q_max · Vth / max|w|)`` with ``q_max = 2**(W-1) - 1`` is the finest
        step at which all of the group's weights fit W bits.
     3. **Quantize** weights to W bits and biases to ``acc_bits`` at that step (round to nearest).
-    4. The attention keeps its integer form: ``A = Q·(KᵀV)``, scale ``0.125 = 2**-3`` as a shift,
-       attention LIF threshold ``2**(shift-1) = 4`` in units of ``A`` (exact, see
-       :mod:`spikeforge.golden.attention`). The head's mean over tokens becomes a sum with the head
-       LIF's threshold ``N · Θ``; the mean over T becomes a sum (argmax is unchanged).
+    4. The attention keeps its integer form: ``A = Q·(KᵀV)``, scale ``2**-shift`` as a shift
+       (0.125, shift 3, in the seeds; 0.5 in the tiny models), attention LIF threshold
+       ``2**(shift-1)`` in units of ``A`` (exact, see
+       :mod:`spikeforge.golden.attention`). The head's mean over tokens becomes a sum: with the
+       seeds' head (mean → LIF) the head LIF's threshold is ``N · Θ``; when the linear layer reads
+       a sum of spikes or spike counts over ``N`` tokens its weights are divided by ``N``. The
+       mean over T becomes a sum (argmax is unchanged).
 
 The program is a list of layer dicts (see ``docs/model-file.md``) plus, per conv, integer arrays
 and the folded float arrays, so the same program runs on the float ops (the folded float model)
@@ -32,7 +35,7 @@ import torch
 
 from .attention import ATTENTION_VTH
 from .data import PIXEL_BITS
-from .models.blocks import ATTENTION_SCALE, SDSA1, SDSA3, ConvBlock, MembraneMLP
+from .models.blocks import ATTENTION_THRESHOLD, SDSA1, SDSA3, ConvBlock, MembraneMLP
 from .models.variants import SPIKE_DRIVEN, NotSpikeDriven
 
 __all__ = ["fold_bn", "fuse_repconv", "fuse_sepconv_tail", "quantize", "Program",
@@ -243,16 +246,25 @@ class _Walker:
 
     def _head(self, cfg):
         head = self.model.head
-        pooled = self.p.sum_tokens("head.sum", self.stream)
         tokens = self._tokens()
-        if head.lif is not None:
-            x = self.p.lif("head.lif", pooled, group=self.group, count=tokens)
-            bits = 1
-        else:
-            x, bits = pooled, (tokens * self.stream_max).bit_length()
         w = head.fc.weight.detach().double()[:, :, None, None]
         b = head.fc.bias.detach().double()
-        fc = self.p.conv("head.fc", x, w, b, group="head.fc", input_bits=bits)
+        if head.lif is None:
+            # SEW stream: the sum over tokens of spike counts, a multi-bit input
+            x = self.p.sum_tokens("head.sum", self.stream)
+            bits = (tokens * self.stream_max).bit_length()
+        elif head.order == "mean_lif":
+            # LIF on the token sum with threshold N·Θ (equals the LIF on the mean); binary input
+            pooled = self.p.sum_tokens("head.sum", self.stream)
+            x = self.p.lif("head.lif", pooled, group=self.group, count=tokens)
+            bits, tokens = 1, 1
+        else:
+            # LIF on every token, then the sum of the spikes (0..N): a multi-bit input
+            spikes = self.p.lif("head.lif", self.stream, group=self.group)
+            x = self.p.sum_tokens("head.sum", spikes)
+            bits = tokens.bit_length()
+        # a sum over tokens feeds the linear layer: its weights take the mean's 1/N
+        fc = self.p.conv("head.fc", x, w / tokens, b, group="head.fc", input_bits=bits)
         self.p.readout("logits", fc)
 
     def _tokens(self):
@@ -322,11 +334,10 @@ class _Walker:
     def _attn_op(self, prefix, qkv, attn):
         if isinstance(attn, SDSA1):
             return self.p.attention(prefix + ".sdsa", *qkv, variant="v1", heads=attn.heads)
-        shift = -round(math.log2(ATTENTION_SCALE))
-        assert ATTENTION_SCALE == 2.0 ** -shift and ATTENTION_VTH == 0.5
+        assert ATTENTION_THRESHOLD == ATTENTION_VTH == 0.5
         variant = "ssa" if attn.order == "kv_first" else "qk_first"
         return self.p.attention(prefix + ".sdsa", *qkv, variant=variant, heads=attn.heads,
-                                shift=shift)
+                                shift=attn.shift)
 
     def _mlp(self, prefix, mlp):
         if isinstance(mlp, MembraneMLP):

@@ -169,13 +169,21 @@ class SpikeEncoder(wiring.Component):
         tag = Signal(tag_shape)
         masks = Signal(data.ArrayLayout(unsigned(chunk), count)) if chunk > 1 else None
 
-        def take(source, source_word):
+        def wire(value, name):
+            """``value`` as a combinational signal: every intermediate result is named once, so
+            neither the netlist nor the simulator repeats the expression behind it."""
+            sig = Signal(len(value), name=name)
+            m.d.comb += sig.eq(value)
+            return sig
+
+        def take(source, source_word, name):
             """Statements loading W2's beat from the item bits ``source``: its lowest
             ``count`` items, the rest, and whether any is left."""
             left = source
             stmts = []
             for s in range(count):
-                low = lowest_set(left)
+                left = wire(left, f"{name}_left{s}")
+                low = wire(lowest_set(left), f"{name}_low{s}")
                 stmts += [sel[s].eq(left.any()), index[s].eq(one_hot_index(low))]
                 if chunk > 1:
                     # AND-OR with the one-hot select (a variable word_select would multiply).
@@ -211,9 +219,9 @@ class SpikeEncoder(wiring.Component):
         free = ~loaded | ~self.o.valid | (self.o.ready & ~more)
         m.d.comb += self.i.ready.eq(~w1_valid | (free & w1_final))
 
-        def next_slice(item_bits, nonzero):
+        def next_slice(item_bits, nonzero, name):
             """Statements making the lowest slice in ``nonzero`` W1's next slice."""
-            pick = lowest_set(nonzero)
+            pick = wire(lowest_set(nonzero), f"{name}_pick")
             left = (nonzero & ~pick)[:slices]
             return [
                 w1_part.eq(Cat(*[Cat(*[item_bits[c * span + b] & pick[c]
@@ -223,28 +231,35 @@ class SpikeEncoder(wiring.Component):
                 w1_final.eq(~left.any()),
             ]
 
+        # (the statement lists are built outside the conditions below, so their helper
+        # signals are driven unconditionally)
+        masked = wire(self.i.payload.data & channel_mask, "masked")
+        nonzero = wire(Cat(*[masked[j * chunk:(j + 1) * chunk].any() for j in range(items)]),
+                       "nonzero")
+        if slices == 1:
+            hand_over = [take(w1_items, w1_word, "w1"), base.eq(w1_base), last.eq(w1_last)]
+        else:
+            # Hand over the slice (an empty one for a zero word), line up the next.
+            any_slice = Cat(*[nonzero[c * span:(c + 1) * span].any() for c in range(slices)])
+            fresh = next_slice(nonzero, any_slice, "fresh")
+            hand_over = [
+                take(w1_part, w1_word, "part"),
+                base.eq(w1_base | (w1_offset << (span - 1).bit_length())),
+                last.eq(w1_last & w1_final),
+                next_slice(w1_items, w1_slices, "ahead"),
+            ]
+        take_rest = take(rest, word, "rest")
+
         with m.If(free):
             m.d.sync += loaded.eq(w1_valid)
             with m.If(w1_valid):
-                if slices == 1:
-                    m.d.sync += [take(w1_items, w1_word), base.eq(w1_base),
-                                 last.eq(w1_last)]
-                else:
-                    # Hand over the slice (an empty one for a zero word), line up the next.
-                    m.d.sync += [
-                        take(w1_part, w1_word),
-                        base.eq(w1_base | (w1_offset << (span - 1).bit_length())),
-                        last.eq(w1_last & w1_final),
-                        next_slice(w1_items, w1_slices),
-                    ]
+                m.d.sync += hand_over
                 m.d.sync += [word.eq(w1_word), plane.eq(w1_plane), tag.eq(w1_tag)]
         with m.Elif(self.o.ready):
             # A beat leaves and the slice has more items: the next `count` of them.
-            m.d.sync += take(rest, word)
+            m.d.sync += take_rest
 
         with m.If(self.i.valid & self.i.ready):
-            masked = self.i.payload.data & channel_mask
-            nonzero = Cat(*[masked[j * chunk:(j + 1) * chunk].any() for j in range(items)])
             m.d.sync += [
                 w1_valid.eq(1),
                 w1_word.eq(masked),
@@ -254,8 +269,7 @@ class SpikeEncoder(wiring.Component):
                 w1_last.eq(self.i.payload.last),
             ]
             if slices > 1:
-                any_slice = Cat(*[nonzero[c * span:(c + 1) * span].any() for c in range(slices)])
-                m.d.sync += next_slice(nonzero, any_slice)
+                m.d.sync += fresh
             if self._tag_width:
                 m.d.sync += w1_tag.eq(self.i.payload.tag)
             with m.If(self.i.payload.last):

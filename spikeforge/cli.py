@@ -5,42 +5,23 @@ elaboration parameter) print one line ``spikeforge: error: …`` and exit with s
 else is a bug and keeps its traceback.
 """
 
-import importlib
 import sys
 
 import click
 
 from . import __version__
 from .errors import UserError
+from .lazy import LazyGroup
 
 __all__ = ["main", "cli"]
 
-# Subcommand name -> module under spikeforge.commands holding a click command named `command`.
-SUBCOMMANDS = {
-    "verilog": "verilog",
-    "sim": "sim",
-    "demo": "demo",
-    "bench": "bench",
-    "train": "train",
-    "run": "run",
-    "synth": "synth",
-}
+# Subcommand name -> "module:attribute" of its click command.
+SUBCOMMANDS = {name: f"spikeforge.commands.{name}:command" for name in (
+    "verilog", "sim", "demo", "bench", "train", "run", "report", "synth")}
 
 
-class _LazyGroup(click.Group):
-    """Imports a subcommand's module only when it runs (or when --help lists it)."""
-
-    def list_commands(self, ctx):
-        return sorted(SUBCOMMANDS)
-
-    def get_command(self, ctx, name):
-        if name not in SUBCOMMANDS:
-            return None
-        module = importlib.import_module(f"spikeforge.commands.{SUBCOMMANDS[name]}")
-        return module.command
-
-
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=SUBCOMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spikeforge")
 def cli():
     """SpikeForge: open, multiplier-free accelerator for spike-driven transformers.

@@ -6,10 +6,10 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from spikeforge.golden.lif import lif_int, to_lane_order
 from spikeforge.hdl.lif import LIFArray
+from spikeforge.verif.sim_streams import put_stream, stream_through
 from spikeforge.verif.runner import simulate, SimulationFailed, SIMULATORS
 from spikeforge.verif.tb_lif import (random_currents, random_thresholds, golden_spikes,
                                      sample_shape)
@@ -35,49 +35,18 @@ def _run(p, *, samples, idle, stall, seed, via_port=False):
             meta = {"group": g, "first": g == 0, "last": g == groups - 1}
             beats.append({"data": row, **meta})
             want.append((out, meta["group"], int(meta["first"]), int(meta["last"])))
-    got, accepted_at, delivered_at = [], [], []
 
-    async def producer(ctx):
-        if via_port:
-            for g in range(groups):
-                ctx.set(dut.thr.payload, {"group": g,
-                                          "data": thresholds[g * lanes:(g + 1) * lanes]})
-                ctx.set(dut.thr.valid, 1)
-                await ctx.tick().until(dut.thr.ready)
-            ctx.set(dut.thr.valid, 0)
-        for beat in beats:
-            while rng.random() < idle:
-                await ctx.tick()
-            ctx.set(dut.i.payload, beat)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-            accepted_at.append(cycle)
-            ctx.set(dut.i.valid, 0)
+    async def load_thresholds(ctx):
+        rows = [{"group": g, "data": thresholds[g * lanes:(g + 1) * lanes]}
+                for g in range(groups)]
+        await put_stream(ctx, dut.thr, rows, rng=rng)
 
-    async def consumer(ctx):
-        while len(got) < len(want):
-            ctx.set(dut.o.ready, rng.random() >= stall)
-            await ctx.tick()
-
-    cycle = 0
-
-    async def monitor(ctx):
-        nonlocal cycle
-        async for _, _, valid, ready, payload in ctx.tick().sample(
-                dut.o.valid, dut.o.ready, dut.o.payload):
-            cycle += 1
-            if valid and ready:
-                got.append(([int(s) for s in payload.data], payload.group, payload.first,
-                             payload.last))
-                delivered_at.append(cycle)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_process(monitor)
-    sim.run()
-    return got, want, delivered_at[-1] - accepted_at[0]
+    run = stream_through(dut, feeds=[(dut.i, beats)], drain=dut.o, count=len(want), rng=rng,
+                         idle=idle, stall=stall, max_cycles=20 * len(want) + 100,
+                         setup=load_thresholds if via_port else None)
+    got = [([int(s) for s in beat.data], beat.group, beat.first, beat.last)
+           for beat in run.payloads]
+    return got, want, run.delivered[-1] - run.accepted[0][0]
 
 
 CONFIGS = {

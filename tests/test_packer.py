@@ -5,10 +5,10 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from spikeforge.golden.spikes import pack_words, unpack_words
 from spikeforge.hdl.packer import SpikePacker
+from spikeforge.verif.sim_streams import stream_through
 from spikeforge.verif.runner import simulate, SimulationFailed, SIMULATORS
 from spikeforge.verif.units import UNITS, Unit
 
@@ -28,38 +28,13 @@ def test_amaranth_sim(lanes, channels, width):
     groups = -(-channels // lanes)
     rng = random.Random(lanes * 100 + channels)
     tokens = [[rng.random() < 0.5 for _ in range(groups * lanes)] for _ in range(40)]
-    got = []
-
-    async def producer(ctx):
-        for token in tokens:
-            for g in range(groups):
-                while rng.random() < 0.3:
-                    await ctx.tick()
-                ctx.set(dut.i.payload, {"data": token[g * lanes:(g + 1) * lanes], "group": g,
-                                        "first": g == 0, "last": g == groups - 1})
-                ctx.set(dut.i.valid, 1)
-                await ctx.tick().until(dut.i.ready)
-                ctx.set(dut.i.valid, 0)
-
-    async def consumer(ctx):
-        want = pack_words(np.array(tokens, dtype=np.uint8)[:, :channels], width)
-        while len(got) < len(want):
-            ctx.set(dut.o.ready, rng.random() >= 0.3)
-            await ctx.tick()
-        assert got == [(w, int(last)) for w, last in want]
-
-    async def monitor(ctx):
-        async for clk, rst, valid, ready, data, last in ctx.tick().sample(
-                dut.o.valid, dut.o.ready, dut.o.payload.data, dut.o.payload.last):
-            if valid and ready:
-                got.append((data, last))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_process(monitor)
-    sim.run()
+    beats = [{"data": token[g * lanes:(g + 1) * lanes], "group": g, "first": g == 0,
+              "last": g == groups - 1} for token in tokens for g in range(groups)]
+    want = pack_words(np.array(tokens, dtype=np.uint8)[:, :channels], width)
+    run = stream_through(dut, feeds=[(dut.i, beats)], drain=dut.o, count=len(want), rng=rng,
+                         idle=0.3, stall=0.3, max_cycles=20 * len(beats) + 100)
+    assert [(int(w.data), int(w.last)) for w in run.payloads] == \
+        [(w, int(last)) for w, last in want]
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)

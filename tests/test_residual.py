@@ -6,12 +6,11 @@ import random
 import pytest
 import torch
 from amaranth.back import rtlil
-from amaranth.sim import Simulator
 
 from spikeforge.golden.residual import residual_add_int
 from spikeforge.hdl.residual import ResidualAdd
 from spikeforge.verif.runner import simulate
-from spikeforge.verif.sim_streams import put_stream
+from spikeforge.verif.sim_streams import stream_through
 from spikeforge.verif.units import UNITS
 
 
@@ -39,31 +38,11 @@ def _run(dut, *, beats=120, seed=0):
     want = [(residual_add_int(torch.tensor(r["data"]), torch.tensor(b["data"]), mode=dut.mode,
                               bits=dut.out_width).tolist(), r["group"], r["last"])
             for r, b in zip(residual, branch)]
-    got = []
-
-    async def feed_residual(ctx):
-        await put_stream(ctx, dut.residual, residual, rng=rng, idle=0.3)
-
-    async def feed_branch(ctx):
-        await put_stream(ctx, dut.branch, branch, rng=rng, idle=0.3)
-
-    async def consumer(ctx):
-        for _ in range(20 * beats):
-            if len(got) == beats:
-                break
-            ctx.set(dut.o.ready, rng.random() >= 0.3)
-            _, _, valid, ready, beat = await ctx.tick().sample(dut.o.valid, dut.o.ready,
-                                                               dut.o.payload)
-            if valid and ready:
-                got.append(([int(beat.data[i]) for i in range(lanes)], int(beat.group),
-                            bool(beat.last)))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(feed_residual, background=True)
-    sim.add_testbench(feed_branch, background=True)
-    sim.add_testbench(consumer)
-    sim.run()
+    run = stream_through(dut, feeds=[(dut.residual, residual), (dut.branch, branch)],
+                         drain=dut.o, count=beats, rng=rng, idle=0.3, stall=0.3,
+                         max_cycles=20 * beats)
+    got = [([int(beat.data[i]) for i in range(lanes)], int(beat.group), bool(beat.last))
+           for beat in run.payloads]
     return got, want
 
 

@@ -13,7 +13,7 @@ from spikeforge.golden.attention import sdsa_int, kv_int
 from spikeforge.hdl.popcount import KVPopcount
 from spikeforge.hdl.sdsa import SDSA, VARIANTS
 from spikeforge.verif.runner import simulate, SIMULATORS
-from spikeforge.verif.sim_streams import put_stream
+from spikeforge.verif.sim_streams import put_stream, stream_through
 from spikeforge.verif.units import UNITS
 
 
@@ -25,25 +25,11 @@ def _spikes(shape, rate, gen):
     return (torch.rand(shape, generator=gen) < rate).to(torch.int64)
 
 
-async def _collect(ctx, port, count, *, rng, stall, limit):
-    """Take ``count`` payloads with random back-pressure; give up after ``limit`` cycles."""
-    got = []
-    for _ in range(limit):
-        if len(got) == count:
-            break
-        ctx.set(port.ready, rng.random() >= stall)
-        _, _, valid, ready, payload = await ctx.tick().sample(port.valid, port.ready,
-                                                              port.payload)
-        if valid and ready:
-            got.append(payload)
-    return got
-
-
 def _run_sdsa(variant, *, tokens, channels, heads, steps, shift, samples, seed, unit=None):
     """Drive ``unit`` (default SDSA) in amaranth.sim with stalls on every stream; return
     (got, want) words."""
-    dut = (unit or SDSA)(variant=variant, tokens=tokens, channels=channels, heads=heads, steps=steps,
-               shift=shift)
+    dut = (unit or SDSA)(variant=variant, tokens=tokens, channels=channels, heads=heads,
+                         steps=steps, shift=shift)
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
     rates = [(0, 0, 0), (1, 1, 1)] + [tuple(rng.random() for _ in range(3))
@@ -57,25 +43,10 @@ def _run_sdsa(variant, *, tokens, channels, heads, steps, shift, samples, seed, 
                 kv_beats.append({"k": _word(k[t, n]), "v": _word(v[t, n])})
                 q_words.append({"data": _word(q[t, n]), "last": 1})
                 want.append(_word(out[t, n]))
-    got = []
-
-    async def kv_producer(ctx):
-        await put_stream(ctx, dut.kv, kv_beats, rng=rng, idle=0.3)
-
-    async def q_producer(ctx):
-        await put_stream(ctx, dut.q, q_words, rng=rng, idle=0.3)
-
-    async def consumer(ctx):
-        limit = 20 * len(want) * (tokens + heads + 2) + 100
-        got.extend(await _collect(ctx, dut.o, len(want), rng=rng, stall=0.3, limit=limit))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(kv_producer, background=True)
-    sim.add_testbench(q_producer, background=True)
-    sim.add_testbench(consumer)
-    sim.run()
-    return [(int(w.data), int(w.last)) for w in got], [(w, 1) for w in want]
+    run = stream_through(dut, feeds=[(dut.kv, kv_beats), (dut.q, q_words)], drain=dut.o,
+                         count=len(want), rng=rng, idle=0.3, stall=0.3,
+                         max_cycles=20 * len(want) * (tokens + heads + 2) + 100)
+    return [(int(w.data), int(w.last)) for w in run.payloads], [(w, 1) for w in want]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

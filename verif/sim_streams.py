@@ -4,7 +4,7 @@ For unit tests that run in ``amaranth.sim`` (the cocotb testbenches use :mod:`.s
 Both helpers follow the stream rules: ``valid`` and the payload hold until the transfer.
 """
 
-__all__ = ["put_stream", "get_stream", "run_bounded"]
+__all__ = ["put_stream", "get_stream", "run_bounded", "stream_through", "StreamRun"]
 
 
 class SimulationTimeout(AssertionError):
@@ -30,25 +30,36 @@ def run_bounded(sim, *, max_cycles, domain="sync"):
     return count[0]
 
 
-async def put_stream(ctx, port, payloads, *, rng, idle=0.0, on_accept=None):
+async def put_stream(ctx, port, payloads, *, rng, idle=0.0, on_accept=None, stamps=None):
     """Send ``payloads`` (layout consts or ints) into ``port``, idling before each with
-    probability ``idle``; ``on_accept(payload)`` runs after each transfer."""
+    probability ``idle``; ``on_accept(payload)`` runs after each transfer. With a list
+    ``stamps``, the cycle of each transfer (clock ticks since the call began) is appended."""
+    cycle = 0
     for payload in payloads:
         while rng.random() < idle:
             await ctx.tick()
+            cycle += 1
         ctx.set(port.valid, 1)
         ctx.set(port.payload, payload)
-        await ctx.tick().until(port.ready)
+        ready = False
+        while not ready:
+            _, _, ready = await ctx.tick().sample(port.ready)
+            cycle += 1
         ctx.set(port.valid, 0)
+        if stamps is not None:
+            stamps.append(cycle)
         if on_accept is not None:
             on_accept(payload)
 
 
-async def get_stream(ctx, port, count, *, rng, stall=0.0):
+async def get_stream(ctx, port, count, *, rng, stall=0.0, stamps=None):
     """Receive ``count`` payloads from ``port``, dropping ``ready`` with probability ``stall``
-    each cycle; returns the sampled payloads in order."""
+    each cycle; returns the sampled payloads in order. With a list ``stamps``, the cycle of each
+    transfer (clock ticks since the call began) is appended."""
     received = []
+    cycle = 0
     while len(received) < count:
+        cycle += 1
         if rng.random() < stall:
             ctx.set(port.ready, 0)
             await ctx.tick()
@@ -57,5 +68,62 @@ async def get_stream(ctx, port, count, *, rng, stall=0.0):
         _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
         if valid:
             received.append(payload)
+            if stamps is not None:
+                stamps.append(cycle)
     ctx.set(port.ready, 0)
     return received
+
+
+class StreamRun:
+    """What :func:`stream_through` saw.
+
+    Attributes
+    ----------
+    payloads : list
+        The payloads taken from the drained port, in order.
+    accepted : list of list of int
+        Per feed, the cycle of each transfer into the DUT.
+    delivered : list of int
+        The cycle of each transfer out of the DUT.
+    cycles : int
+        Cycles simulated.
+    """
+
+    def __init__(self, feeds):
+        self.payloads = []
+        self.accepted = [[] for _ in feeds]
+        self.delivered = []
+        self.cycles = 0
+
+
+def stream_through(dut, *, feeds, drain, count, rng, idle=0.0, stall=0.0, max_cycles,
+                   setup=None):
+    """Simulate ``dut`` (clock period 10 ns) with every ``(port, payloads)`` of ``feeds`` sent
+    by its own testbench (:func:`put_stream`, random ``idle``) while ``count`` payloads are taken
+    from the ``drain`` port (:func:`get_stream`, random ``stall``); fail after ``max_cycles``
+    (:func:`run_bounded`). ``setup`` (an ``async`` function of ``ctx``), if given, runs in the
+    first feed's testbench before its payloads; the cycle stamps then count from its end for
+    that feed. Returns a :class:`StreamRun`; all stamps count clock ticks from the start."""
+    from amaranth.sim import Simulator
+
+    run = StreamRun(feeds)
+
+    def feeder(index, port, payloads):
+        async def bench(ctx):
+            if setup is not None and index == 0:
+                await setup(ctx)
+            await put_stream(ctx, port, payloads, rng=rng, idle=idle,
+                             stamps=run.accepted[index])
+        return bench
+
+    async def drainer(ctx):
+        run.payloads.extend(await get_stream(ctx, drain, count, rng=rng, stall=stall,
+                                             stamps=run.delivered))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for index, (port, payloads) in enumerate(feeds):
+        sim.add_testbench(feeder(index, port, payloads), background=True)
+    sim.add_testbench(drainer)
+    run.cycles = run_bounded(sim, max_cycles=max_cycles)
+    return run

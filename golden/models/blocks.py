@@ -15,11 +15,13 @@ from ..neurons import LIF
 __all__ = [
     "ConvBN", "RepConv", "RepConvBN", "SepConv", "ChannelConv", "ConvBlock", "DownSampling",
     "SpikingStem", "SDSA3", "SDSA1", "SSA", "MembraneMLP", "SpikeMLP", "TransformerBlock",
-    "Head", "ATTENTION_SCALE", "ATTENTION_THRESHOLD",
+    "Head", "ATTENTION_SHIFT", "ATTENTION_SCALE", "ATTENTION_THRESHOLD",
 ]
 
-#: Meta-SpikeFormer / Spikformer attention: ``S = LIF(0.125 · Q·KᵀV)`` with ``Vth = 0.5``.
-ATTENTION_SCALE = 0.125
+#: Meta-SpikeFormer / Spikformer attention: ``S = LIF(0.125 · Q·KᵀV)`` with ``Vth = 0.5``; the
+#: scale is ``2**-ATTENTION_SHIFT`` (a shift in the integer model).
+ATTENTION_SHIFT = 3
+ATTENTION_SCALE = 2.0 ** -ATTENTION_SHIFT
 ATTENTION_THRESHOLD = 0.5
 
 
@@ -27,6 +29,19 @@ def over_time(module, x):
     """Apply a per-image module to ``(T, B, ...)`` by folding time into the batch."""
     y = module(x.flatten(0, 1))
     return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
+
+
+def conv2d(conv, x):
+    """``conv(x)`` for an ``nn.Conv2d``; a dense 1×1 stride-1 conv runs as a matrix product.
+
+    Same result (up to float rounding) and the same parameters, but on CPU a batched matmul is
+    several times faster than the convolution kernels for these small maps, forward and backward.
+    """
+    if conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) \
+            and conv.groups == 1:
+        y = torch.matmul(conv.weight[:, :, 0, 0], x.flatten(2)).unflatten(2, x.shape[2:])
+        return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1)
+    return conv(x)
 
 
 class ConvBN(nn.Module):
@@ -39,7 +54,7 @@ class ConvBN(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x):
-        return over_time(lambda y: self.bn(self.conv(y)), x)
+        return over_time(lambda y: self.bn(conv2d(self.conv, y)), x)
 
 
 class _BNAndPad(nn.Module):
@@ -83,7 +98,7 @@ class RepConv(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x):
-        return self.bn(self.pw2(self.dw(self.bnpad(self.pw1(x)))))
+        return self.bn(conv2d(self.pw2, self.dw(self.bnpad(conv2d(self.pw1, x)))))
 
 
 class RepConvBN(nn.Module):
@@ -214,30 +229,41 @@ def product_attention(q, k, v, *, heads, order="kv_first"):
     return _merge_heads(a, shape)
 
 
-class SDSA3(nn.Module):
+class _ProductAttention(nn.Module):
+    """The layers SDSA-3 and SSA share: ``q``, ``k``, ``v`` (``conv(dim, dim)``) with their LIFs,
+    ``LIF_0.5(2**-shift · Q·(KᵀV))`` per head (:meth:`attend`) and the projection ``proj``."""
+
+    def __init__(self, dim, conv, *, heads, order, shift):
+        super().__init__()
+        if not isinstance(heads, int) or heads < 1 or dim % heads:
+            raise ValueError(f"heads must divide the width {dim}, not {heads!r}")
+        if isinstance(shift, bool) or not isinstance(shift, int) or not 1 <= shift <= 16:
+            raise ValueError(f"shift must be an integer in [1, 16], not {shift!r}")
+        self.heads, self.order, self.shift = heads, order, shift
+        self.q, self.k, self.v = conv(dim, dim), conv(dim, dim), conv(dim, dim)
+        self.q_lif, self.k_lif, self.v_lif = LIF(), LIF(), LIF()
+        self.attn_lif = LIF(v_threshold=ATTENTION_THRESHOLD)
+        self.proj = conv(dim, dim)
+
+    def attend(self, x):
+        q, k, v = self.q_lif(self.q(x)), self.k_lif(self.k(x)), self.v_lif(self.v(x))
+        a = product_attention(q, k, v, heads=self.heads, order=self.order)
+        return self.attn_lif(a * 2.0 ** -self.shift)
+
+
+class SDSA3(_ProductAttention):
     """Meta-SpikeFormer attention (V2 ``MS_Attention_RepConv_qkv_id``, SDSA-3).
 
-    head LIF → Q, K, V = RepConv+BN → LIF each → ``LIF_0.5(0.125 · Q·(KᵀV))`` per head →
+    head LIF → Q, K, V = RepConv+BN → LIF each → ``LIF_0.5(2**-shift · Q·(KᵀV))`` per head (scale 0.125 in V2) →
     projection RepConv+BN (real-valued: it feeds the membrane shortcut).
     """
 
-    def __init__(self, dim, *, heads=8, order="kv_first"):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"heads must divide the width {dim}, not {heads!r}")
-        self.heads = heads
-        self.order = order
+    def __init__(self, dim, *, heads=8, order="kv_first", shift=ATTENTION_SHIFT):
+        super().__init__(dim, RepConvBN, heads=heads, order=order, shift=shift)
         self.head_lif = LIF()
-        self.q, self.k, self.v = RepConvBN(dim, dim), RepConvBN(dim, dim), RepConvBN(dim, dim)
-        self.q_lif, self.k_lif, self.v_lif = LIF(), LIF(), LIF()
-        self.attn_lif = LIF(v_threshold=ATTENTION_THRESHOLD)
-        self.proj = RepConvBN(dim, dim)
 
     def forward(self, x):
-        x = self.head_lif(x)
-        q, k, v = self.q_lif(self.q(x)), self.k_lif(self.k(x)), self.v_lif(self.v(x))
-        a = product_attention(q, k, v, heads=self.heads, order=self.order)
-        return self.proj(self.attn_lif(a * ATTENTION_SCALE))
+        return self.proj(self.attend(self.head_lif(x)))
 
 
 class SDSA1(nn.Module):
@@ -260,26 +286,16 @@ class SDSA1(nn.Module):
         return self.proj(q * m)
 
 
-class SSA(nn.Module):
+class SSA(_ProductAttention):
     """Spikformer SSA (ImageNet code): Q, K, V = 1×1 conv + BN + LIF on the (multi-bit) SEW
     stream → ``LIF_0.5(0.125 · Q·(KᵀV))`` → 1×1 conv + BN + LIF (spikes, for the SEW add)."""
 
-    def __init__(self, dim, *, heads=8, order="kv_first"):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"heads must divide the width {dim}, not {heads!r}")
-        self.heads = heads
-        self.order = order
-        self.q, self.k, self.v = ConvBN(dim, dim), ConvBN(dim, dim), ConvBN(dim, dim)
-        self.q_lif, self.k_lif, self.v_lif = LIF(), LIF(), LIF()
-        self.attn_lif = LIF(v_threshold=ATTENTION_THRESHOLD)
-        self.proj = ConvBN(dim, dim)
+    def __init__(self, dim, *, heads=8, order="kv_first", shift=ATTENTION_SHIFT):
+        super().__init__(dim, ConvBN, heads=heads, order=order, shift=shift)
         self.proj_lif = LIF()
 
     def forward(self, x):
-        q, k, v = self.q_lif(self.q(x)), self.k_lif(self.k(x)), self.v_lif(self.v(x))
-        a = product_attention(q, k, v, heads=self.heads, order=self.order)
-        return self.proj_lif(self.proj(self.attn_lif(a * ATTENTION_SCALE)))
+        return self.proj_lif(self.proj(self.attend(x)))
 
 
 class MembraneMLP(nn.Module):
@@ -325,19 +341,31 @@ class TransformerBlock(nn.Module):
 
 
 class Head(nn.Module):
-    """Mean over tokens → [LIF →] linear → mean over T (logits).
+    """Readout: [LIF →] mean over tokens → linear → mean over T (logits).
 
-    Meta-SpikeFormer and SDT-V1 put a LIF on the real-valued residual stream before the linear
-    layer; Spikformer's SEW stream is already integer spike counts and has none.
+    ``order="mean_lif"`` is the seeds' head (Meta-SpikeFormer, SDT-V1): mean over tokens of the
+    real-valued residual stream → LIF → linear. ``order="lif_mean"`` puts the LIF on every token
+    first and averages the spikes, so the linear layer reads spike counts (as Spikformer's head
+    does): on a 4×4 token map the token mean of a batch-normalised stream rarely reaches the
+    threshold, and a mean-first LIF starts silent (no signal reaches the classifier at
+    initialisation). ``spiking=False`` (Spikformer: the SEW stream is already spike counts) has
+    no LIF.
     """
 
-    def __init__(self, dim, classes, *, spiking=True):
+    ORDERS = ("mean_lif", "lif_mean")
+
+    def __init__(self, dim, classes, *, spiking=True, order="mean_lif"):
         super().__init__()
+        if order not in self.ORDERS:
+            raise ValueError(f"order must be one of {', '.join(self.ORDERS)}, not {order!r}")
         self.lif = LIF() if spiking else None
+        self.order = order
         self.fc = nn.Linear(dim, classes)
 
     def forward(self, x):
+        if self.lif is not None and self.order == "lif_mean":
+            x = self.lif(x)
         x = x.flatten(3).mean(3)
-        if self.lif is not None:
+        if self.lif is not None and self.order == "mean_lif":
             x = self.lif(x)
         return self.fc(x).mean(0)

@@ -58,6 +58,14 @@ class NetConfig:
         ratio.
     order : str
         ``kv_first`` (``Q·(KᵀV)``) or ``qk_first`` (``(Q·Kᵀ)·V``).
+    attention_shift : int
+        The attention scale is ``2**-attention_shift``: 3 (0.125) in the seeds, whose token maps
+        have N = 196 tokens; the tiny models' 16 tokens give ``Q·(KᵀV)`` about a tenth of those
+        values, so they use 1 (0.5) lest the attention never fire.
+    head : str
+        ``mean_lif`` (the seeds: mean over tokens → LIF → linear) or ``lif_mean`` (LIF on every
+        token → mean of the spikes → linear; the tiny models' default, see
+        :class:`~.blocks.Head`).
     """
 
     arch: str = "metaspikformer"
@@ -75,18 +83,22 @@ class NetConfig:
     sep_kernel: int = 7
     channel_ratio: int = 4
     order: str = "kv_first"
+    attention_shift: int = 1
+    head: str = "lif_mean"
 
     def __post_init__(self):
         from .variants import ARCHS_ALL
         if self.arch not in ARCHS_ALL:
             raise ValueError(f"arch must be one of {', '.join(ARCHS_ALL)}, not {self.arch!r}")
         for name in ("in_channels", "image_size", "classes", "time_steps", "heads", "mlp_ratio",
-                     "sep_expansion", "sep_kernel", "channel_ratio"):
+                     "sep_expansion", "sep_kernel", "channel_ratio", "attention_shift"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if self.order not in ("kv_first", "qk_first"):
             raise ValueError(f"order must be 'kv_first' or 'qk_first', not {self.order!r}")
+        if self.head not in Head.ORDERS:
+            raise ValueError(f"head must be one of {', '.join(Head.ORDERS)}, not {self.head!r}")
         if not self.stem or not self.stages:
             raise ValueError("stem and stages must not be empty")
 
@@ -146,7 +158,8 @@ class SpikingTransformer(nn.Module):
                 self._block(spec["block"], width) for _ in range(spec["depth"]))
             self.stages.append(stage)
         self.width = width
-        self.head = Head(width, config.classes, spiking=kind["shortcut"] == "membrane")
+        self.head = Head(width, config.classes, spiking=kind["shortcut"] == "membrane",
+                         order=config.head)
 
     def _block(self, name, dim):
         c, kind = self.config, self.kind
@@ -158,11 +171,12 @@ class SpikingTransformer(nn.Module):
         if name != "transformer":
             raise ValueError(f"block must be 'conv' or 'transformer', not {name!r}")
         if kind["attention"] == "sdsa3":
-            return TransformerBlock(SDSA3(dim, heads=c.heads, order=c.order),
+            return TransformerBlock(SDSA3(dim, heads=c.heads, order=c.order,
+                                          shift=c.attention_shift),
                                     MembraneMLP(dim, ratio=c.mlp_ratio))
         if kind["attention"] == "sdsa1":
             return TransformerBlock(SDSA1(dim, heads=c.heads), MembraneMLP(dim, ratio=c.mlp_ratio))
-        return TransformerBlock(SSA(dim, heads=c.heads, order=c.order),
+        return TransformerBlock(SSA(dim, heads=c.heads, order=c.order, shift=c.attention_shift),
                                 SpikeMLP(dim, ratio=c.mlp_ratio))
 
     def forward(self, pixels):
@@ -200,4 +214,5 @@ def metaspikformer_config(widths, *, heads=8, time_steps=1, classes=1000, image_
             {"width": c3, "downsample": {"kernel": 3, "stride": 1, "padding": 1},
              "block": "transformer", "depth": 2},
         ],
-        heads=heads, mlp_ratio=4, sep_expansion=2, sep_kernel=7, channel_ratio=4)
+        heads=heads, mlp_ratio=4, sep_expansion=2, sep_kernel=7, channel_ratio=4,
+        attention_shift=3, head="mean_lif")

@@ -1,9 +1,9 @@
 """``spikeforge bench``: performance sweeps that print the figure, the analytic bound and their
 ratio. Each benchmark lives in its own module, registered in ``BENCHMARKS``."""
 
-import importlib
-
 import click
+
+from ..lazy import LazyGroup
 
 # Benchmark name -> "module:attribute" of a click command.
 BENCHMARKS = {
@@ -12,17 +12,6 @@ BENCHMARKS = {
 }
 
 
-class _LazyBench(click.Group):
-    def list_commands(self, ctx):
-        return sorted(BENCHMARKS)
-
-    def get_command(self, ctx, name):
-        if name not in BENCHMARKS:
-            return None
-        module, attr = BENCHMARKS[name].split(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group("bench", cls=_LazyBench)
+@click.group("bench", cls=LazyGroup, lazy=BENCHMARKS)
 def command():
     """Run a benchmark (cycles in simulation against the analytic bound)."""
