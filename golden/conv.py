@@ -2,8 +2,8 @@
 ``hdl.engine``.
 
 Every op takes ``int64`` torch tensors (or NumPy integer arrays: the result has the input's
-type) and computes with integers only (gathers and sums in NumPy ``int64``, no float
-arithmetic), so it is exact at any size that fits 64 bits. Torch is imported only when a torch
+type) and returns exact integers. The window sums of a binary plane run as a float64 matrix
+product (BLAS) when that is exact, else in NumPy ``int64`` (:func:`_binary_conv`). Torch is imported only when a torch
 tensor is passed: the cocotb testbenches run these ops inside the simulator process, where
 importing torch costs about 30 s.
 
@@ -16,7 +16,7 @@ Multi-bit inputs
 
 Saturation semantics
     The sum ``bias + sum(weight * input)`` is formed exactly and saturated **once**, at the end, to
-    ``acc_bits`` signed bits (:func:`saturate`). The engine makes this bit-exact by giving its
+    ``acc_bits`` signed bits (:func:`saturate`, from :mod:`spikeforge.golden.fixed`). The engine makes this bit-exact by giving its
     accumulators enough guard bits that no partial sum in any event order can overflow
     (:func:`accumulator_bits`), so its result never depends on the order of the events; only the
     value it drains to the output is saturated to ``acc_bits``.
@@ -25,26 +25,10 @@ Saturation semantics
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .fixed import saturate, signed_range
+
 __all__ = ["saturate", "signed_range", "bit_planes", "accumulator_bits",
            "windows", "conv2d_int", "linear_int"]
-
-
-def signed_range(bits):
-    """``(lo, hi)`` of a ``bits``-bit two's-complement integer."""
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-
-def saturate(x, bits):
-    """Clamp ``x`` (tensor, array or int) to the ``bits``-bit signed range
-    ``[-2**(bits-1), 2**(bits-1)-1]``."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or bits < 1:
-        raise ValueError(f"bits must be a positive integer, not {bits!r}")
-    lo, hi = signed_range(bits)
-    if _is_torch(x):
-        return x.clamp(lo, hi)
-    if isinstance(x, np.ndarray):
-        return np.clip(x, lo, hi)
-    return min(max(int(x), lo), hi)
 
 
 def _is_torch(x):
@@ -120,10 +104,23 @@ def windows(x, kernel, stride, padding):
     return view[:, :, ::stride, ::stride]
 
 
+#: float64 represents every integer of magnitude <= 2**53 exactly, so a float64 sum of such
+#: integers whose every partial sum also stays within 2**53 is exact, in any summation order.
+FLOAT64_EXACT = 1 << 53
+
+
 def _binary_conv(plane, weight, stride, padding, groups):
-    """Exact integer conv of a 0/1 map: each set input selects weights that are added."""
+    """Exact integer conv of a 0/1 map: each set input selects weights that are added.
+
+    Every output (and every partial sum, in any order) of a 0/1 input is bounded by
+    ``fan_in · max|w|``. While that is at most ``2**53`` the sums run as a float64 BLAS product,
+    exact and many times faster than NumPy's integer ``tensordot``; otherwise in ``int64``.
+    """
     c_out, c_per_group, k, _ = weight.shape
-    win = windows(plane, k, stride, padding)
+    bound = c_per_group * k * k * (int(np.abs(weight).max()) if weight.size else 0)
+    dtype = np.float64 if bound <= FLOAT64_EXACT else np.int64
+    win = windows(plane.astype(dtype), k, stride, padding)
+    weight = weight.astype(dtype)
     batch, _, h_out, w_out = win.shape[:4]
     out = np.zeros((batch, c_out, h_out, w_out), dtype=np.int64)
     o_per_group = c_out // groups

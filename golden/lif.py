@@ -24,6 +24,8 @@ import functools
 
 import numpy as np
 
+from .fixed import saturate
+
 __all__ = ["lif_float", "lif_int", "multispike", "multispike_int", "sigmoid_spike",
            "to_lane_order", "from_lane_order"]
 
@@ -134,12 +136,6 @@ def _check_int_array(name, value):
     raise TypeError(f"{name} must be an integer tensor or array, not {value!r:.60}")
 
 
-def _saturate(xp, value, bits):
-    if bits is None:
-        return value
-    return xp.clip(value, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-
-
 def lif_int(currents, *, threshold, tau_log2=1, frac_bits, reset="hard", membrane_bits=None,
             return_membrane=False):
     """Integer multi-step LIF with a fixed-point, saturating membrane (golden of ``LIFArray``).
@@ -213,9 +209,9 @@ def lif_int(currents, *, threshold, tau_log2=1, frac_bits, reset="hard", membran
     spikes = []
     for x_t in x:
         leak = (x_t * (1 << frac_bits) - v) // (1 << tau_log2)      # floor division
-        h = _saturate(xp, v + leak, membrane_bits)
+        h = saturate(v + leak, membrane_bits)
         s = h >= theta_f
-        after = 0 * h if reset == "hard" else _saturate(xp, h - theta_f, membrane_bits)
+        after = 0 * h if reset == "hard" else saturate(h - theta_f, membrane_bits)
         v = xp.where(s, after, h)
         spikes.append(s * 1)
     spikes = xp.stack(spikes)

@@ -15,7 +15,7 @@ scale and the sum fits ``bits`` (the test checks it); otherwise they clamp, neve
 
 import torch
 
-from .conv import saturate
+from .fixed import saturate, saturate_unsigned
 
 __all__ = ["MODES", "membrane_add_float", "membrane_add_int", "sew_add_float", "sew_add_int",
            "residual_add_int", "saturate_unsigned"]
@@ -32,12 +32,6 @@ def _check_int(name, x):
     if not torch.is_tensor(x) or x.is_floating_point() or x.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor, not {x!r:.60}")
     return x.to(torch.int64)
-
-
-def saturate_unsigned(x, bits):
-    """Clamp an integer tensor to unsigned ``bits``: ``[0, 2**bits - 1]``."""
-    _check_bits(bits)
-    return x.clamp(0, (1 << bits) - 1)
 
 
 def membrane_add_float(residual, branch):
@@ -58,6 +52,7 @@ def sew_add_float(a, b):
 
 def sew_add_int(a, b, *, bits):
     """SEW add on non-negative integers: ``sat_unsigned(a + b, bits)`` (int64)."""
+    _check_bits(bits)
     a, b = _check_int("a", a), _check_int("b", b)
     if bool((a < 0).any()) or bool((b < 0).any()):
         raise ValueError("SEW inputs must be non-negative spike counts")

@@ -1,13 +1,14 @@
 """Spike encoder (zero skipping): packed spike words → the addresses of their nonzero spikes."""
 
-from amaranth.hdl import Module, Signal, Const, Cat, Mux, unsigned
+from amaranth.hdl import Module, Signal, Const, Cat, Mux, Value, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
 from .layouts import spike_word
 from .params import check_int
 
-__all__ = ["SpikeEncoder", "encoder_input", "encoder_output", "lowest_set", "one_hot_index"]
+__all__ = ["SpikeEncoder", "encoder_input", "encoder_output", "lowest_set", "one_hot_index",
+           "prefix_counts"]
 
 # Items per slice of a wide word: the width of the encoder's one-item-per-cycle search loop.
 SLICE_ITEMS = 16
@@ -50,6 +51,36 @@ def one_hot_index(one_hot):
     return Cat(*[Cat(*[one_hot[i] for i in range(n) if (i >> k) & 1]).any()
                  if any((i >> k) & 1 for i in range(n)) else Const(0, 1)
                  for k in range(bits)])
+
+
+def prefix_counts(m, bits, *, limit, name):
+    """Saturating bit counts of ``bits`` (a parallel-prefix network, ``log2(len(bits))`` levels
+    of small adders, each level's results kept in combinational signals added to ``m``).
+
+    Returns ``(below, total)``: ``below[i]`` is ``min(limit, popcount(bits[:i]))`` and
+    ``total`` is ``min(limit, popcount(bits))``.
+    """
+    shape = unsigned(limit.bit_length())
+
+    def sat_add(a, b):
+        total = a + b
+        return Mux(total > limit, limit, total)
+
+    n = len(bits)
+    level = [bits[i] for i in range(n)]
+    step = 1
+    while step < n:
+        nxt = []
+        for i in range(n):
+            value = sat_add(level[i], level[i - step]) if i >= step else level[i]
+            sig = Signal(shape, name=f"{name}_count{step}_{i}")
+            m.d.comb += sig.eq(value)
+            nxt.append(sig)
+        level, step = nxt, step * 2
+    if n == 1:
+        level = [Value.cast(level[0])]
+    below = [Const(0, shape)] + level[:-1]
+    return below, level[-1]
 
 
 class SpikeEncoder(wiring.Component):
@@ -178,20 +209,22 @@ class SpikeEncoder(wiring.Component):
 
         def take(source, source_word, name):
             """Statements loading W2's beat from the item bits ``source``: its lowest
-            ``count`` items, the rest, and whether any is left."""
-            left = source
+            ``count`` items, the rest, and whether any is left. Item ``i`` goes to slot
+            ``s`` when ``s`` items lie below it (a log-depth prefix count, no carry chain
+            through the items, no chain of find-first-set steps)."""
+            below, total = prefix_counts(m, source, limit=count + 1, name=name)
             stmts = []
             for s in range(count):
-                left = wire(left, f"{name}_left{s}")
-                low = wire(lowest_set(left), f"{name}_low{s}")
-                stmts += [sel[s].eq(left.any()), index[s].eq(one_hot_index(low))]
+                hot = wire(Cat(*[source[i] & (below[i] == s) for i in range(len(source))]),
+                           f"{name}_hot{s}")
+                stmts += [sel[s].eq(total > s), index[s].eq(one_hot_index(hot))]
                 if chunk > 1:
                     # AND-OR with the one-hot select (a variable word_select would multiply).
                     stmts.append(masks[s].eq(Cat(*[
-                        Cat(*[source_word[j * chunk + b] & low[j] for j in range(len(low))])
+                        Cat(*[source_word[j * chunk + b] & hot[j] for j in range(len(hot))])
                         .any() for b in range(chunk)])))
-                left = (left & ~low)[:len(source)]
-            stmts += [rest.eq(left), more.eq(left.any())]
+            left = Cat(*[source[i] & (below[i] >= count) for i in range(len(source))])
+            stmts += [rest.eq(left), more.eq(total > count)]
             return stmts
 
         span_pow2 = span & (span - 1) == 0

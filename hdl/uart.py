@@ -27,7 +27,17 @@ def uart_divisor(*, clk_hz, baud):
     return divisor
 
 
-class UARTReceiver(wiring.Component):
+class _BitTimed(wiring.Component):
+    """A UART part timed in bit periods of ``divisor`` clock cycles (at least 4)."""
+
+    def __init__(self, members, *, divisor):
+        self._divisor = check_int("divisor", divisor, min=MIN_DIVISOR)
+        super().__init__(members)
+
+    divisor = property(lambda self: self._divisor)
+
+
+class UARTReceiver(_BitTimed):
     """Serial line → byte stream.
 
     The line is synchronized by two flip-flops. A falling edge starts a frame; the start bit is
@@ -52,14 +62,11 @@ class UARTReceiver(wiring.Component):
     """
 
     def __init__(self, *, divisor):
-        self._divisor = check_int("divisor", divisor, min=MIN_DIVISOR)
         super().__init__({
             "rx": In(1, init=1),
             "o": Out(stream.Signature(DATA_BITS)),
             "error": Out(1),
-        })
-
-    divisor = property(lambda self: self._divisor)
+        }, divisor=divisor)
 
     def elaborate(self, platform):
         m = Module()
@@ -106,15 +113,12 @@ class UARTReceiver(wiring.Component):
         return m
 
 
-class UARTTransmitter(wiring.Component):
+class UARTTransmitter(_BitTimed):
     """Byte stream → serial line: start bit, 8 data bits LSB first, stop bit, each ``divisor``
     cycles long. The next byte is taken in the last cycle of the stop bit (or at once when
     idle), so bytes offered back to back leave with no gap between frames.
 
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit, at least 4.
+    ``divisor``: clock cycles per bit, as for :class:`UARTReceiver`.
 
     Members
     -------
@@ -125,13 +129,10 @@ class UARTTransmitter(wiring.Component):
     """
 
     def __init__(self, *, divisor):
-        self._divisor = check_int("divisor", divisor, min=MIN_DIVISOR)
         super().__init__({
             "i": In(stream.Signature(DATA_BITS)),
             "tx": Out(1, init=1),
-        })
-
-    divisor = property(lambda self: self._divisor)
+        }, divisor=divisor)
 
     def elaborate(self, platform):
         m = Module()
@@ -164,17 +165,14 @@ class UARTTransmitter(wiring.Component):
         return m
 
 
-class UARTLoopback(wiring.Component):
+class UARTLoopback(_BitTimed):
     """Transmitter → serial line → receiver: a byte stream carried over one UART line.
 
     The path bytes take between a host and a board wrapper, as one unit that the stream
     testbenches can drive: what leaves ``o`` equals what ``i`` accepted, as long as ``o`` is
     drained within a frame time (else the receiver's overrun drops a byte and pulses ``error``).
 
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit, at least 4.
+    ``divisor``: clock cycles per bit, as for :class:`UARTReceiver`.
 
     Members
     -------
@@ -189,15 +187,12 @@ class UARTLoopback(wiring.Component):
     """
 
     def __init__(self, *, divisor):
-        self._divisor = check_int("divisor", divisor, min=MIN_DIVISOR)
         super().__init__({
             "i": In(stream.Signature(DATA_BITS)),
             "o": Out(stream.Signature(DATA_BITS)),
             "line": Out(1, init=1),
             "error": Out(1),
-        })
-
-    divisor = property(lambda self: self._divisor)
+        }, divisor=divisor)
 
     def elaborate(self, platform):
         m = Module()

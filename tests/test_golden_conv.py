@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from spikeforge.golden.conv import (accumulator_bits, bit_planes, conv2d_int, linear_int,
-                                    saturate, signed_range)
+from spikeforge.golden import conv as conv_module
+from spikeforge.golden import fixed, lif, residual
+from spikeforge.golden.conv import (FLOAT64_EXACT, accumulator_bits, bit_planes, conv2d_int,
+                                    linear_int, saturate, signed_range)
 from spikeforge.golden.sops import conv2d_sops, linear_sops, popcount, spike_events
 
 
@@ -84,6 +86,32 @@ def test_accumulator_bits_hold_the_worst_partial_sum(fan_in, weight_bits, input_
     w_lo = -(1 << (weight_bits - 1))
     worst = -(1 << (bias_bits - 1)) + fan_in * ((1 << input_bits) - 1) * w_lo
     assert lo <= worst and hi >= -worst - 1
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_weights_beyond_float64_exactness_use_int64(groups):
+    """Weights so large that ``fan_in · max|w| > 2**53`` take the int64 path, still exact: the
+    result equals ``hi · 2**26 + lo`` convolved separately on the (exact) float64 path."""
+    gen = torch.Generator().manual_seed(9)
+    x = _inputs(gen, (2, 6, 6, 6), 2, False)
+    big = 1 << 52
+    weight = torch.randint(-big, big, (6, 6 // groups, 3, 3), generator=gen)
+    weight[0, 0, 0, 0] = big                     # fan_in · max|w| > 2**53 for sure
+    assert (6 // groups) * 9 * big > FLOAT64_EXACT
+    hi, lo = weight >> 26, weight & ((1 << 26) - 1)
+    got = conv2d_int(x, weight, padding=1, groups=groups, input_bits=2)
+    parts = [conv2d_int(x, w, padding=1, groups=groups, input_bits=2) for w in (hi, lo)]
+    assert torch.equal(got, (parts[0] << 26) + parts[1])
+
+
+def test_one_saturate_helper_serves_conv_lif_and_residual():
+    assert conv_module.saturate is fixed.saturate and lif.saturate is fixed.saturate
+    assert residual.saturate_unsigned is fixed.saturate_unsigned
+    assert fixed.saturate(np.array([-300, 5, 300]), 9).tolist() == [-256, 5, 255]
+    assert fixed.saturate(torch.tensor([7]), None).tolist() == [7]
+    assert fixed.saturate_unsigned(torch.tensor([-1, 3, 9]), 3).tolist() == [0, 3, 7]
+    with pytest.raises(ValueError, match="bits"):
+        fixed.saturate(1, 0)
 
 
 def test_numpy_inputs_give_numpy_results():
