@@ -39,7 +39,7 @@ from .models.blocks import ATTENTION_THRESHOLD, SDSA1, SDSA3, ConvBlock, Membran
 from .models.variants import SPIKE_DRIVEN, NotSpikeDriven
 
 __all__ = ["fold_bn", "fuse_repconv", "fuse_sepconv_tail", "quantize", "Program",
-           "QUANT_DEFAULTS"]
+           "QUANT_DEFAULTS", "describe_layer"]
 
 QUANT_DEFAULTS = {"weight_bits": 8, "stream_bits": 16, "acc_bits": 24}
 
@@ -349,6 +349,34 @@ class _Walker:
         x = self._conv_lif(prefix + ".fc1", x, mlp.fc1, bits=bits)
         w, b = fold_bn(mlp.fc2.conv.weight, mlp.fc2.conv.bias, mlp.fc2.bn)
         return self._to_stream(prefix + ".fc2", x, w, b)
+
+
+#: Words for the parts of a program layer name (``s1.b0.attn.q.lif``: stage 1, block 0, ...).
+_PARTS = {
+    "stem": "stem conv", "ds": "downsample", "sep": "SepConv", "ch": "ChannelConv",
+    "attn": "attention", "mlp": "MLP", "head": "head", "logits": "logits (sum over T)",
+    "lif": "LIF", "lif1": "input LIF (reads the residual stream)", "pw1": "pw 1×1 conv", "tail": "dw k×k + pw 1×1 conv",
+    "conv": "conv", "conv1": "3×3 conv 1", "conv2": "3×3 conv 2", "q": "Q conv", "k": "K conv",
+    "v": "V conv", "sdsa": "Q·(KᵀV) + attention LIF", "proj": "projection conv",
+    "fc1": "fc1 1×1 conv", "fc2": "fc2 1×1 conv", "fc": "classifier", "add": "residual add",
+    "sum": "sum over tokens",
+}
+
+
+def describe_layer(name):
+    """A reader's name for a program layer: ``"s1.b0.attn.q.lif"`` → ``"stage 1, block 0,
+    attention, Q conv, LIF"`` (the program names are the stable keys; this is for people)."""
+    words = []
+    for part in name.split("."):
+        if part == "lif" and words and words[-1] in ("downsample", "attention"):
+            words.append(_PARTS["lif1"])
+        elif part[:1] in "sb" and part[1:].isdigit():
+            words.append(("stage " if part[0] == "s" else "block ") + part[1:])
+        elif part.startswith("stem") and part[4:].isdigit():
+            words.append(f"stem conv {part[4:]}")
+        else:
+            words.append(_PARTS.get(part, part))
+    return ", ".join(words)
 
 
 def _out_size(size, convs):

@@ -15,8 +15,8 @@ from .models import build_model, neuron_layers
 
 __all__ = ["train", "evaluate", "TrainResult", "DEFAULTS"]
 
-DEFAULTS = {"epochs": 50, "batch_size": 32, "lr": 5e-3, "weight_decay": 1e-4, "seed": 0,
-            "shift": 0}
+DEFAULTS = {"epochs": 30, "batch_size": 32, "lr": 5e-3, "weight_decay": 1e-4, "seed": 0,
+            "shift": 1}
 
 
 def random_shift(images, generator, shift):

@@ -119,16 +119,20 @@ class WindowWalker(wiring.Component):
         end_frame = end_row & (oy == self.out_height - 1)
 
         # Two register stages after the counters: f (the memory read in flight, with its
-        # context) and the output register, so the memory's clock-to-output delay ends in a
-        # flip-flop rather than in the next unit.
+        # context) and the output register, which takes the memory's data as it is (no logic
+        # after the block RAM's clock-to-output delay); padding words are zeroed after it,
+        # by an AND the next unit's input logic absorbs.
         f_valid = Signal()
         f_inside = Signal()
         f_last = Signal()
         f_tag = Signal(self._tag_width)
         o_valid = Signal()
+        o_inside = Signal()
+        o_data = Signal(self._word_width)
         emit = f_valid & (~o_valid | self.o.ready)
         issue = walking & (~f_valid | emit)
-        m.d.comb += self.o.valid.eq(o_valid)
+        m.d.comb += [self.o.valid.eq(o_valid),
+                     self.o.payload.data.eq(o_data & o_inside.replicate(self._word_width))]
         if distributed:
             # LUT RAM: register the address at issue, read during stage f
             f_addr = Signal.like(read.addr)
@@ -138,8 +142,7 @@ class WindowWalker(wiring.Component):
         else:
             m.d.comb += [read.addr.eq(pixel + j), read.en.eq(issue)]
         with m.If(emit):
-            m.d.sync += [o_valid.eq(1),
-                         self.o.payload.data.eq(Mux(f_inside, read.data, 0)),
+            m.d.sync += [o_valid.eq(1), o_data.eq(read.data), o_inside.eq(f_inside),
                          self.o.payload.last.eq(f_last),
                          self.o.payload.tag.eq(f_tag)]
         with m.Elif(self.o.ready):

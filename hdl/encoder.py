@@ -159,7 +159,6 @@ class SpikeEncoder(wiring.Component):
         sliced = count == 1 and chunk == 1 and items > SLICE_ITEMS and items % SLICE_ITEMS == 0
         span = SLICE_ITEMS if sliced else items
         slices = -(-items // span)
-        index_shape = unsigned(max(1, (span - 1).bit_length()))
 
         # Position of the next input word within its token.
         in_word = Signal(range(self._per_plane))
@@ -185,12 +184,12 @@ class SpikeEncoder(wiring.Component):
         w1_last = Signal()
         w1_tag = Signal(tag_shape)
 
-        # Stage W2: the slice being encoded. `sel`/`index`/`masks` hold the items of the beat on
+        # Stage W2: the slice being encoded. `sel`/`hot`/`masks` hold the items of the beat on
         # offer now, `rest` the items still to come after it, `more` = rest.any() (registered, so
         # the handshake never waits on the find-first-set logic).
-        loaded = Signal()
+        offer = Signal()                         # o.valid, registered
         sel = Signal(count)                      # slot s holds an item
-        index = Signal(data.ArrayLayout(index_shape, count))
+        hot = Signal(data.ArrayLayout(unsigned(span), count))  # one-hot item of each slot
         rest = Signal(span)
         more = Signal()
         word = Signal(width)
@@ -207,41 +206,45 @@ class SpikeEncoder(wiring.Component):
             m.d.comb += sig.eq(value)
             return sig
 
-        def take(source, source_word, name):
+        def take(source, source_word, closing, name):
             """Statements loading W2's beat from the item bits ``source``: its lowest
-            ``count`` items, the rest, and whether any is left. Item ``i`` goes to slot
+            ``count`` items, the rest, and whether any is left; ``closing``: the beat ends the
+            token (so it is offered even with no item). Item ``i`` goes to slot
             ``s`` when ``s`` items lie below it (a log-depth prefix count, no carry chain
             through the items, no chain of find-first-set steps)."""
             below, total = prefix_counts(m, source, limit=count + 1, name=name)
             stmts = []
             for s in range(count):
-                hot = wire(Cat(*[source[i] & (below[i] == s) for i in range(len(source))]),
+                one = wire(Cat(*[source[i] & (below[i] == s) for i in range(len(source))]),
                            f"{name}_hot{s}")
-                stmts += [sel[s].eq(total > s), index[s].eq(one_hot_index(hot))]
+                stmts += [sel[s].eq(total > s), hot[s].eq(one)]
                 if chunk > 1:
                     # AND-OR with the one-hot select (a variable word_select would multiply).
                     stmts.append(masks[s].eq(Cat(*[
-                        Cat(*[source_word[j * chunk + b] & hot[j] for j in range(len(hot))])
+                        Cat(*[source_word[j * chunk + b] & one[j] for j in range(len(one))])
                         .any() for b in range(chunk)])))
             left = Cat(*[source[i] & (below[i] >= count) for i in range(len(source))])
-            stmts += [rest.eq(left), more.eq(total > count)]
+            stmts += [rest.eq(left), more.eq(total > count), offer.eq((total > 0) | closing)]
             return stmts
 
+        # The slot's item index is encoded from the registered one-hot on the way out (an OR
+        # tree), so it is not on the path through the prefix counts.
         span_pow2 = span & (span - 1) == 0
         for s in range(count):
+            index = one_hot_index(hot[s])
             if span_pow2 and span > 1:
                 # base is a multiple of `span`: concatenate instead of adding
                 high = base[(span - 1).bit_length():]
-                addr = Cat(index[s], high)[:addr_shape.width]
+                addr = Cat(index, high)[:addr_shape.width]
             else:
-                addr = base + index[s]
+                addr = base + index
             m.d.comb += [self.o.payload.addr[s].eq(addr), self.o.payload.valid[s].eq(sel[s])]
             if chunk > 1:
                 m.d.comb += self.o.payload.mask[s].eq(masks[s])
         m.d.comb += [
             self.o.payload.plane.eq(plane),
             self.o.payload.last.eq(last & ~more),
-            self.o.valid.eq(loaded & (sel[0] | last)),
+            self.o.valid.eq(offer),
         ]
         if self._tag_width:
             m.d.comb += self.o.payload.tag.eq(tag)
@@ -249,7 +252,7 @@ class SpikeEncoder(wiring.Component):
         # W2 frees when empty, when it holds a zero non-last slice, or when the beat leaving now
         # takes its last items; W1 hands over a slice in that cycle, and W1 takes a new word
         # whenever it is empty or handing over its final slice.
-        free = ~loaded | ~self.o.valid | (self.o.ready & ~more)
+        free = ~offer | (self.o.ready & ~more)
         m.d.comb += self.i.ready.eq(~w1_valid | (free & w1_final))
 
         def next_slice(item_bits, nonzero, name):
@@ -270,21 +273,22 @@ class SpikeEncoder(wiring.Component):
         nonzero = wire(Cat(*[masked[j * chunk:(j + 1) * chunk].any() for j in range(items)]),
                        "nonzero")
         if slices == 1:
-            hand_over = [take(w1_items, w1_word, "w1"), base.eq(w1_base), last.eq(w1_last)]
+            hand_over = [take(w1_items, w1_word, w1_last, "w1"), base.eq(w1_base),
+                         last.eq(w1_last)]
         else:
             # Hand over the slice (an empty one for a zero word), line up the next.
             any_slice = Cat(*[nonzero[c * span:(c + 1) * span].any() for c in range(slices)])
             fresh = next_slice(nonzero, any_slice, "fresh")
             hand_over = [
-                take(w1_part, w1_word, "part"),
+                take(w1_part, w1_word, w1_last & w1_final, "part"),
                 base.eq(w1_base | (w1_offset << (span - 1).bit_length())),
                 last.eq(w1_last & w1_final),
                 next_slice(w1_items, w1_slices, "ahead"),
             ]
-        take_rest = take(rest, word, "rest")
+        take_rest = take(rest, word, last, "rest")
 
         with m.If(free):
-            m.d.sync += loaded.eq(w1_valid)
+            m.d.sync += offer.eq(0)
             with m.If(w1_valid):
                 m.d.sync += hand_over
                 m.d.sync += [word.eq(w1_word), plane.eq(w1_plane), tag.eq(w1_tag)]

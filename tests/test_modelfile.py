@@ -56,6 +56,22 @@ def test_shipped_model_is_valid():
     assert model.manifest["quant"]["weight_bits"] == 8
 
 
+def test_shipped_model_is_what_train_with_defaults_makes():
+    """The cheap half of "training again reproduces it": the shipped file was made by
+    ``spikeforge train`` with every default (no option recorded as overridden), so the same
+    command, torch build and thread count retrain the same weights (training is deterministic:
+    ``tests/test_train_run_cli.py::test_training_is_reproducible``)."""
+    from spikeforge.golden.quantize import QUANT_DEFAULTS
+    from spikeforge.golden.train import DEFAULTS
+    model = load_model(default_model_path())
+    assert model.manifest["config"] == arch_config("metaspikformer-tiny").to_dict()
+    training = model.manifest["training"]
+    assert training["epochs"] == DEFAULTS["epochs"] and training["seed"] == DEFAULTS["seed"]
+    assert training["threads"] == 2 and training["train_samples"] is None
+    assert not {"batch_size", "lr", "shift"} & set(training)          # none overridden
+    assert model.manifest["quant"] == QUANT_DEFAULTS
+
+
 def _refused(path, needle):
     with pytest.raises(ModelFileError) as info:
         load_model(path)

@@ -9,15 +9,18 @@ compares every output beat with the golden op. Cycles count from the first spike
 the last output beat taken, with no stalls; the bound is :func:`~.engine_model.bound_cycles`.
 """
 
+import fnmatch
 import random
 from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from spikeforge.golden.energy import Counter
+from spikeforge.golden.energy import E_AC_PJ, E_MAC_PJ, Counter
+from spikeforge.golden.integer_model import run_program
 from spikeforge.verif import engine_model as em
 
-__all__ = ["LayerTrace", "LayerRun", "engine_params", "run_layer"]
+__all__ = ["LayerTrace", "LayerRun", "engine_params", "run_layer", "inference_report",
+           "NoMatchingLayer"]
 
 
 class LayerTrace(Counter):
@@ -96,3 +99,56 @@ def run_layer(layer, arrays, x, *, lanes, seed=0):
     return LayerRun(name=name, kind=engine.kind, lanes=lanes, events=ops.events, sops=ops.sops,
                     cycles=cycles, bound_cycles=em.bound_cycles(engine, x), beats=len(beats),
                     mismatches=mismatches)
+
+
+class NoMatchingLayer(ValueError):
+    """The ``patterns`` given to :func:`inference_report` name no conv/linear layer."""
+
+
+def _matching(rows, patterns):
+    globs = [g.strip() for g in patterns.split(",") if g.strip()]
+    chosen = [row["name"] for row in rows
+              if row["op"] == "conv" and any(fnmatch.fnmatchcase(row["name"], g) for g in globs)]
+    if not chosen:
+        raise NoMatchingLayer(f"--layers {patterns!r} matches no conv/linear layer of the model")
+    return chosen
+
+
+def inference_report(model, image, *, lanes, patterns="*", rtl=True, progress=False):
+    """Per-layer figures of one inference of ``model`` (a loaded model file) on ``image``
+    ``(1, C, H, W)``; with ``rtl`` the conv/linear layers matching the comma-separated globs
+    ``patterns`` also run on the engine RTL (:func:`run_layer`). Raises
+    :class:`NoMatchingLayer` when none matches. The ``report`` command prints the returned
+    dict (``docs/report.md``).
+    """
+    trace = LayerTrace()
+    logits = run_program(model, image, counter=trace)
+    rows = trace.summary()["layers"]
+    chosen = _matching(rows, patterns)
+    program = {layer["name"]: layer for layer in model.layers}
+    runs = {}
+    if rtl:
+        from tqdm import tqdm
+        bar = tqdm(chosen, desc="layers on RTL", unit="layer", leave=False, disable=not progress)
+        for name in bar:
+            bar.set_postfix_str(name)
+            runs[name] = run_layer(program[name], model.arrays, trace.inputs[name], lanes=lanes)
+    for row in rows:
+        if row["op"] != "lif":
+            row["energy_pj"] = round(row["dense_ops"] * E_MAC_PJ if row["counted_as"] == "MAC"
+                                     else row["sops"] * E_AC_PJ, 3)
+        if row["name"] in runs:
+            run = runs[row["name"]].as_dict()
+            row.update({key: run[key] for key in (
+                "kind", "cycles", "bound_cycles", "ratio", "mismatches")})
+    totals = {key: sum(getattr(run, key) for run in runs.values()) if runs else None
+              for key in ("cycles", "bound_cycles", "mismatches")}
+    return {
+        "model": str(model.path), "arch": model.config.arch, "time_steps": model.time_steps,
+        "predicted": int(logits.argmax(dim=1)[0]), "lanes": lanes,
+        "sops": sum(row["sops"] for row in rows if row.get("counted_as") == "AC"),
+        "energy_uj": round(sum(row.get("energy_pj", 0) for row in rows) * 1e-6, 6),
+        **totals,
+        "ratio": round(totals["cycles"] / max(totals["bound_cycles"], 1), 4) if runs else None,
+        "layers": rows,
+    }

@@ -13,7 +13,7 @@ from torch import nn
 from ..neurons import LIF
 
 __all__ = [
-    "ConvBN", "RepConv", "RepConvBN", "SepConv", "ChannelConv", "ConvBlock", "DownSampling",
+    "Conv2d", "ConvBN", "RepConv", "RepConvBN", "SepConv", "ChannelConv", "ConvBlock", "DownSampling",
     "SpikingStem", "SDSA3", "SDSA1", "SSA", "MembraneMLP", "SpikeMLP", "TransformerBlock",
     "Head", "ATTENTION_SHIFT", "ATTENTION_SCALE", "ATTENTION_THRESHOLD",
 ]
@@ -31,17 +31,19 @@ def over_time(module, x):
     return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
 
 
-def conv2d(conv, x):
-    """``conv(x)`` for an ``nn.Conv2d``; a dense 1×1 stride-1 conv runs as a matrix product.
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose dense 1×1 stride-1 case runs as a matrix product.
 
-    Same result (up to float rounding) and the same parameters, but on CPU a batched matmul is
-    several times faster than the convolution kernels for these small maps, forward and backward.
+    Same parameters and result (up to float rounding), but on CPU a batched matmul is several
+    times faster than the convolution kernels for these small maps, forward and backward.
     """
-    if conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) \
-            and conv.groups == 1:
-        y = torch.matmul(conv.weight[:, :, 0, 0], x.flatten(2)).unflatten(2, x.shape[2:])
-        return y if conv.bias is None else y + conv.bias.view(1, -1, 1, 1)
-    return conv(x)
+
+    def forward(self, x):
+        if self.kernel_size != (1, 1) or self.stride != (1, 1) or self.padding != (0, 0) \
+                or self.groups != 1:
+            return super().forward(x)
+        y = torch.matmul(self.weight[:, :, 0, 0], x.flatten(2)).unflatten(2, x.shape[2:])
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
 class ConvBN(nn.Module):
@@ -49,12 +51,12 @@ class ConvBN(nn.Module):
 
     def __init__(self, cin, cout, kernel=1, *, stride=1, padding=0, groups=1, bias=False):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, groups=groups,
-                              bias=bias)
+        self.conv = Conv2d(cin, cout, kernel, stride=stride, padding=padding, groups=groups,
+                           bias=bias)
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x):
-        return over_time(lambda y: self.bn(conv2d(self.conv, y)), x)
+        return over_time(lambda y: self.bn(self.conv(y)), x)
 
 
 class _BNAndPad(nn.Module):
@@ -91,14 +93,14 @@ class RepConv(nn.Module):
 
     def __init__(self, cin, cout):
         super().__init__()
-        self.pw1 = nn.Conv2d(cin, cin, 1, bias=False)
+        self.pw1 = Conv2d(cin, cin, 1, bias=False)
         self.bnpad = _BNAndPad(cin)
         self.dw = nn.Conv2d(cin, cin, 3, groups=cin, bias=False)
-        self.pw2 = nn.Conv2d(cin, cout, 1, bias=False)
+        self.pw2 = Conv2d(cin, cout, 1, bias=False)
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x):
-        return self.bn(conv2d(self.pw2, self.dw(self.bnpad(conv2d(self.pw1, x)))))
+        return self.bn(self.pw2(self.dw(self.bnpad(self.pw1(x)))))
 
 
 class RepConvBN(nn.Module):

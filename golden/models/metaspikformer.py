@@ -77,7 +77,7 @@ class NetConfig:
     stem: list = field(default_factory=lambda: [{"width": 16, "kernel": 3, "stride": 1,
                                                  "padding": 1}])
     stages: list = field(default_factory=_tiny_stages)
-    heads: int = 4
+    heads: int = 2
     mlp_ratio: int = 4
     sep_expansion: int = 2
     sep_kernel: int = 7

@@ -1,24 +1,76 @@
 """``spikeforge demo``: the end-to-end job as far as the project goes, saying what it does."""
 
+import os
+
 import click
 
 from .common import json_option, emit
 
+# The demo's layers on the RTL: the transformer stage and the head (about a minute in all).
+DEMO_LAYERS = "s1.*,head.fc"
+
 
 @click.command("demo")
 @click.option("--simulator", "-s", default="icarus", show_default=True,
-              help="icarus or verilator.")
+              help="icarus or verilator, for the unit testbenches.")
+@click.option("--sample", type=int, default=0, show_default=True,
+              help="Digits test sample whose layers run on the engine RTL.")
 @json_option
-def command(simulator, as_json):
-    """Run every unit's testbench once against the golden model and summarise."""
-    from spikeforge.verif.units import UNITS
+def command(simulator, sample, as_json):
+    """The main job, end to end, on the shipped model.
+
+    1. Every unit's randomized testbench once against its golden function (cocotb).
+    2. The shipped model (golden/models/default.npz) on the whole digits test split with the
+       golden integer model: accuracy, SOPs and energy per inference.
+    3. One test sample through the golden model with the transformer stage's and the head's
+       conv/linear layers on the engine RTL: cycles per layer against the bound, bit-exact
+       check (`spikeforge report` does any layer).
+
+    Exits 1 if any output differs from the golden model.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from spikeforge.golden.data import load_digits
+    from spikeforge.golden.energy import Counter, ann_macs
+    from spikeforge.golden.integer_model import evaluate
+    from spikeforge.golden.modelfile import load_model
+    from spikeforge.verif.layer_rtl import inference_report
     from spikeforge.verif.runner import simulate
-    rows = []
+    from spikeforge.verif.units import UNITS
+    from .report import print_report
+
+    say = (lambda text: None) if as_json else click.echo
+    say(f"1. unit testbenches on {simulator}, random stimulus and stalls, against the golden model")
+    units = []
     for name in UNITS:
         result = simulate(name, simulator=simulator, seed=1)
-        rows.append(result.as_dict())
-        if not as_json:
-            click.echo(f"{name}: {result.checked} outputs checked against the golden model on "
-                       f"{simulator}, {result.mismatches} mismatches, {result.cycles} cycles")
+        units.append(result.as_dict())
+        say(f"   {name}: {result.checked} outputs checked, {result.mismatches} mismatches, "
+            f"{result.cycles} cycles")
+
+    model = load_model(None)
+    _, test = load_digits()
+    counter = Counter()
+    accuracy = evaluate(model, test, backend="golden", counter=counter)
+    summary = counter.summary(ann_macs=ann_macs(model.float_model()))
+    say(f"2. shipped model {model.config.arch} T={model.time_steps}, golden integer model: "
+        f"accuracy {100 * accuracy:.2f} % on {len(test)} test samples; "
+        f"{summary['sops_per_inference']:.0f} SOPs and {summary['energy_uj_snn']:.3f} uJ per "
+        f"inference (dense ANN {summary['energy_uj_ann']:.3f} uJ)")
+
+    say(f"3. test sample {sample}: layers {DEMO_LAYERS} on the engine RTL (Amaranth simulator)")
+    report = inference_report(model, test.images[sample:sample + 1], lanes=16,
+                              patterns=DEMO_LAYERS, progress=not as_json)
+    report.update(sample=sample, label=int(test.labels[sample]))
+    if not as_json:
+        print_report(report)
+    mismatches = sum(u["mismatches"] for u in units) + report["mismatches"]
     if as_json:
-        emit({"units": rows}, True)
+        emit({"units": units, "accuracy": accuracy,
+              "sops_per_inference": summary["sops_per_inference"],
+              "energy_uj_snn": summary["energy_uj_snn"],
+              "energy_uj_ann": summary["energy_uj_ann"], "report": report,
+              "mismatches": mismatches}, True)
+    else:
+        click.echo(f"done: {mismatches} mismatches against the golden model")
+    if mismatches:
+        raise click.exceptions.Exit(1)

@@ -2,7 +2,6 @@
 inference, with every conv/linear layer run on the engine RTL and checked against the golden
 integer model bit for bit."""
 
-import fnmatch
 import os
 
 import click
@@ -18,14 +17,14 @@ from .common import emit, json_option
               help="Index of the digits test sample to run.")
 @click.option("--lanes", type=int, default=16, show_default=True,
               help="Engine adder lanes P.")
-@click.option("--layers", "pattern", default="*", show_default=True, metavar="GLOB",
-              help="Run only the conv/linear layers whose name matches (e.g. 's1.*').")
+@click.option("--layers", "patterns", default="*", show_default=True, metavar="GLOB[,GLOB]",
+              help="Run only the conv/linear layers whose names match (e.g. 's1.*,head.fc').")
 @click.option("--rtl/--no-rtl", default=True, show_default=True,
               help="Run the matched layers on the engine RTL (Amaranth simulator) for measured "
                    "cycles and a bit-exact check; --no-rtl reports the golden figures only.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
-def command(model_path, sample, lanes, pattern, rtl, no_progress, as_json):
+def command(model_path, sample, lanes, patterns, rtl, no_progress, as_json):
     """Per-layer figures of one inference of a model on the digits test split.
 
     Every layer gets what the golden integer model counts: spikes in, SOPs, dense-equivalent ops
@@ -38,10 +37,8 @@ def command(model_path, sample, lanes, pattern, rtl, no_progress, as_json):
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from spikeforge.golden.data import load_digits
-    from spikeforge.golden.energy import E_AC_PJ, E_MAC_PJ
-    from spikeforge.golden.integer_model import run_program
     from spikeforge.golden.modelfile import load_model
-    from spikeforge.verif.layer_rtl import LayerTrace, run_layer
+    from spikeforge.verif.layer_rtl import NoMatchingLayer, inference_report
 
     if lanes < 1:
         raise UserError(f"--lanes must be at least 1, not {lanes}")
@@ -54,56 +51,22 @@ def command(model_path, sample, lanes, pattern, rtl, no_progress, as_json):
     if not 0 <= sample < len(test):
         raise UserError(f"--sample must be in 0..{len(test) - 1}, not {sample}")
 
-    trace = LayerTrace()
-    logits = run_program(model, test.images[sample:sample + 1], counter=trace)
-    rows = trace.summary()["layers"]
-    chosen = [row["name"] for row in rows
-              if row["op"] == "conv" and fnmatch.fnmatchcase(row["name"], pattern)]
-    if not chosen:
-        raise UserError(f"--layers {pattern!r} matches no conv/linear layer of the model")
-    program = {layer["name"]: layer for layer in model.layers}
-
-    runs = {}
-    if rtl:
-        from tqdm import tqdm
-        bar = tqdm(chosen, desc="layers on RTL", unit="layer", leave=False,
-                   disable=no_progress or as_json)
-        for name in bar:
-            bar.set_postfix_str(name)
-            runs[name] = run_layer(program[name], model.arrays, trace.inputs[name], lanes=lanes)
-
-    for row in rows:
-        if row["op"] != "lif":
-            mac = row["counted_as"] == "MAC"
-            row["energy_pj"] = round((row["dense_ops"] * E_MAC_PJ) if mac
-                                     else row["sops"] * E_AC_PJ, 3)
-        if row["name"] in runs:
-            run = runs[row["name"]].as_dict()
-            row.update({key: run[key] for key in (
-                "kind", "cycles", "bound_cycles", "ratio", "mismatches")})
-    measured = [runs[name] for name in chosen if name in runs]
-    out = {
-        "model": str(model.path), "arch": model.config.arch, "time_steps": model.time_steps,
-        "sample": sample, "label": int(test.labels[sample]),
-        "predicted": int(logits.argmax(dim=1)[0]), "lanes": lanes,
-        "sops": sum(row.get("sops", 0) for row in rows if row.get("counted_as") == "AC"),
-        "energy_uj": round(sum(row.get("energy_pj", 0) for row in rows) * 1e-6, 6),
-        "cycles": sum(run.cycles for run in measured) if measured else None,
-        "bound_cycles": sum(run.bound_cycles for run in measured) if measured else None,
-        "mismatches": sum(run.mismatches for run in measured) if measured else None,
-        "layers": rows,
-    }
-    if measured:
-        out["ratio"] = round(out["cycles"] / max(out["bound_cycles"], 1), 4)
+    try:
+        out = inference_report(model, test.images[sample:sample + 1], lanes=lanes,
+                               patterns=patterns, rtl=rtl, progress=not (no_progress or as_json))
+    except NoMatchingLayer as exc:
+        raise UserError(str(exc)) from None
+    out.update(sample=sample, label=int(test.labels[sample]))
     if as_json:
         emit(out, True)
     else:
-        _print_table(out)
+        print_report(out)
     if out["mismatches"]:
         raise click.exceptions.Exit(1)
 
 
-def _print_table(out):
+def print_report(out):
+    """The report as a text table."""
     click.echo(f"{out['arch']} T={out['time_steps']} sample {out['sample']} (label "
                f"{out['label']}, predicted {out['predicted']}), engine P={out['lanes']}")
     click.echo(f"{'layer':22} {'op':9} {'spikes in':>9} {'SOPs':>8} {'energy pJ':>10} "

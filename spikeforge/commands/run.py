@@ -24,7 +24,9 @@ def command(backend, model_path, samples, no_progress, as_json):
     Prints backend, samples, accuracy, SOPs per inference, firing rate per neuron layer and the
     energy per inference as the seeds count it (0.9 pJ per SOP, 4.6 pJ per MAC, 45 nm; the stem
     counted as MACs), next to the same float network counted as a dense ANN (one pass, unfused
-    layers). --json adds per-layer figures (of the deployed, fused network) under "layers".
+    layers). --json adds per-layer figures (of the deployed, fused network) under "layers",
+    each with a "description" of the layer name (s1.b0.attn.q.lif: stage 1, block 0, attention,
+    Q conv, LIF).
     """
     # idle OpenMP threads sleep instead of spinning (see the train command); no effect on results
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -32,6 +34,7 @@ def command(backend, model_path, samples, no_progress, as_json):
     from spikeforge.golden.energy import Counter, ann_macs
     from spikeforge.golden.integer_model import evaluate
     from spikeforge.golden.modelfile import load_model
+    from spikeforge.golden.quantize import describe_layer
     from spikeforge.golden.train import evaluate as evaluate_float
 
     if samples is not None and samples < 1:
@@ -66,6 +69,8 @@ def command(backend, model_path, samples, no_progress, as_json):
         out.update({key: summary[key] for key in (
             "sops_per_inference", "macs_per_inference", "firing_rates", "energy_uj_snn",
             "energy_uj_ann", "ann_macs_per_inference", "layers")})
+        for row in out["layers"]:
+            row["description"] = describe_layer(row["name"])
     if as_json:
         emit(out, True)
         return
@@ -77,15 +82,16 @@ def command(backend, model_path, samples, no_progress, as_json):
         click.echo(f"SOPs/inference {out['sops_per_inference']:.0f}, stem MACs "
                    f"{out['macs_per_inference']:.0f}; energy {out['energy_uj_snn']:.4f} uJ "
                    f"(dense ANN {out['energy_uj_ann']:.4f} uJ)")
-    click.echo(f"{'layer':24} {'op':9} {'spikes in':>10} {'SOPs':>10} {'dense':>10} "
-               f"{'rate':>7}")
+    click.echo(f"{'layer':20} {'op':9} {'spikes in':>10} {'SOPs':>10} {'dense':>10} "
+               f"{'rate':>7}  what")
     for row in out["layers"]:
         if row["op"] == "lif":
-            click.echo(f"{row['name']:24} {'lif':9} {'':>10} {'':>10} {'':>10} "
-                       f"{row['firing_rate']:7.4f}")
+            click.echo(f"{row['name']:20} {'lif':9} {'':>10} {'':>10} {'':>10} "
+                       f"{row['firing_rate']:7.4f}  {row['description']}")
         else:
-            click.echo(f"{row['name']:24} {row['op']:9} {row['spikes_in']:10.1f} "
-                       f"{row['sops']:10.0f} {row['dense_ops']:10.0f}")
+            click.echo(f"{row['name']:20} {row['op']:9} {row['spikes_in']:10.1f} "
+                       f"{row['sops']:10.0f} {row['dense_ops']:10.0f} {'':>7}  "
+                       f"{row['description']}")
     if not out["layers"]:
         for name, rate in out["firing_rates"].items():
-            click.echo(f"{name:24} {'neuron':9} {'':>10} {'':>10} {'':>10} {rate:7.4f}")
+            click.echo(f"{name:20} {'neuron':9} {'':>10} {'':>10} {'':>10} {rate:7.4f}")

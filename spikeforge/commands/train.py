@@ -18,14 +18,14 @@ def _arch_names():
 @click.option("--arch", default="metaspikformer-tiny", show_default=True,
               help="Architecture (metaspikformer-tiny, sdt-v1-tiny, spikformer-tiny, "
                    "spikeformer-tiny).")
-@click.option("--epochs", type=int, default=None, help="Training epochs [default: 50].")
+@click.option("--epochs", type=int, default=None, help="Training epochs [default: 30].")
 @click.option("--steps", "-T", "time_steps", type=int, default=None,
               help="Time steps T [default: the arch's, 4].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--batch-size", type=int, default=None, help="Batch size [default: 32].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [default: 5e-3].")
 @click.option("--shift", type=int, default=None,
-              help="Augmentation: random shifts of up to N pixels [default: 0 = none].")
+              help="Augmentation: random shifts of up to N pixels [default: 1].")
 @click.option("--train-samples", type=int, default=None,
               help="Use only the first N training samples (quick smoke runs).")
 @click.option("--weight-bits", type=int, default=8, show_default=True,
