@@ -5,7 +5,7 @@ import json
 
 import click
 
-__all__ = ["json_option", "param_option", "parse_params", "emit"]
+__all__ = ["json_option", "param_option", "parse_params", "emit", "echo_table"]
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object instead of text.")
@@ -38,3 +38,14 @@ def emit(obj, as_json, text=None):
     else:
         for key, value in obj.items():
             click.echo(f"{key}: {value}")
+
+
+def echo_table(header, rows, *, left=2):
+    """Print ``rows`` (lists of cells, ``None`` for blank) under ``header`` as aligned columns:
+    the first ``left`` columns left-aligned, the rest right-aligned (numbers)."""
+    cells = [[("" if cell is None else str(cell)) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(header))]
+    for row in cells:
+        text = [cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
+                for i, cell in enumerate(row)]
+        click.echo("  ".join(text).rstrip())

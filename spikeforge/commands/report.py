@@ -7,7 +7,7 @@ import os
 import click
 
 from ..errors import UserError, as_user_error
-from .common import emit, json_option
+from .common import echo_table, emit, json_option
 
 
 @click.command("report")
@@ -69,20 +69,19 @@ def print_report(out):
     """The report as a text table."""
     click.echo(f"{out['arch']} T={out['time_steps']} sample {out['sample']} (label "
                f"{out['label']}, predicted {out['predicted']}), engine P={out['lanes']}")
-    click.echo(f"{'layer':22} {'op':9} {'spikes in':>9} {'SOPs':>8} {'energy pJ':>10} "
-               f"{'rate':>6} {'cycles':>7} {'bound':>7} {'ratio':>6}  RTL")
+    rows = []
     for row in out["layers"]:
         if row["op"] == "lif":
-            click.echo(f"{row['name']:22} {'lif':9} {'':>9} {'':>8} {'':>10} "
-                       f"{row['firing_rate']:6.3f}")
+            rows.append([row["name"], "lif", None, None, None, f"{row['firing_rate']:.3f}"])
             continue
-        rtl = ""
+        cells = [row["name"], row.get("kind", row["op"]), f"{row['spikes_in']:.0f}",
+                 f"{row['sops']:.0f}", f"{row['energy_pj']:.1f}", None]
         if "cycles" in row:
-            rtl = (f"{row['cycles']:7d} {row['bound_cycles']:7d} {row['ratio']:6.2f}  "
-                   + ("match" if not row["mismatches"] else f"{row['mismatches']} MISMATCHES"))
-        op = row.get("kind", row["op"])
-        click.echo(f"{row['name']:22} {op:9} {row['spikes_in']:9.0f} {row['sops']:8.0f} "
-                   f"{row['energy_pj']:10.1f} {'':>6} {rtl}")
+            cells += [row["cycles"], row["bound_cycles"], f"{row['ratio']:.2f}",
+                      "match" if not row["mismatches"] else f"{row['mismatches']} MISMATCHES"]
+        rows.append(cells)
+    echo_table(["layer", "op", "spikes in", "SOPs", "energy pJ", "rate", "cycles", "bound",
+                "ratio", "RTL"], rows)
     click.echo(f"total: {out['sops']:.0f} SOPs, {out['energy_uj']:.4f} uJ"
                + (f", {out['cycles']} cycles on the engine (bound {out['bound_cycles']}, "
                   f"ratio {out['ratio']:.2f}), {out['mismatches']} mismatches"
