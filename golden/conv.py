@@ -2,21 +2,32 @@
 ``hdl.engine``.
 
 Every op takes ``int64`` torch tensors (or NumPy integer arrays: the result has the input's
-type) and returns exact integers. The window sums of a binary plane run as a float64 matrix
-product (BLAS) when that is exact, else in NumPy ``int64`` (:func:`_binary_conv`). Torch is imported only when a torch
-tensor is passed: the cocotb testbenches run these ops inside the simulator process, where
-importing torch costs about 30 s.
+type) and returns exact integers. Torch is imported only when a torch tensor is passed: the
+cocotb testbenches run these ops inside the simulator process, where importing torch costs about
+30 s.
+
+Exactness of the float64 path
+    float64 holds every integer up to ``2**53`` exactly, so a sum of integer products is exact in
+    float64, in any summation order, while every partial sum stays within ``2**53``. Every partial
+    sum of one output is bounded by ``fan_in · max|x| · max|w|``; when that bound is at most
+    ``2**53`` (:data:`FLOAT64_EXACT`; true for any realistic layer: 8-bit weights and 5-bit
+    inputs allow fan-ins of 2**36) the conv runs in float64 — torch's ``conv2d`` for tensors,
+    a BLAS ``tensordot`` for arrays — and is rounded back to ``int64``. Otherwise it runs on the
+    bit-planes in ``int64`` (exact to 64 bits). Both give the same integers
+    (``tests/test_golden_conv.py``).
 
 Multi-bit inputs
     An input of ``input_bits = B`` bits is split into ``B`` binary bit-planes (two's complement for
     ``input_signed=True``). Plane ``b`` is accumulated like a spike map and its result enters the
     sum shifted left by ``b``; for a signed input the top plane's result is subtracted (its weight
     is ``-2**(B-1)``). This is exactly how the engine computes, and it equals the integer product
-    (``tests/test_golden_conv.py`` proves it against a float64 convolution of the integer input).
+    (``tests/test_golden_conv.py`` proves it against a float64 convolution of the integer input),
+    which is what the float64 path computes directly.
 
 Saturation semantics
     The sum ``bias + sum(weight * input)`` is formed exactly and saturated **once**, at the end, to
-    ``acc_bits`` signed bits (:func:`saturate`, from :mod:`spikeforge.golden.fixed`). The engine makes this bit-exact by giving its
+    ``acc_bits`` signed bits (:func:`saturate`, from :mod:`spikeforge.golden.fixed`). The engine
+    makes this bit-exact by giving its
     accumulators enough guard bits that no partial sum in any event order can overflow
     (:func:`accumulator_bits`), so its result never depends on the order of the events; only the
     value it drains to the output is saturated to ``acc_bits``.
@@ -109,20 +120,12 @@ def windows(x, kernel, stride, padding):
 FLOAT64_EXACT = 1 << 53
 
 
-def _binary_conv(plane, weight, stride, padding, groups):
-    """Exact integer conv of a 0/1 map: each set input selects weights that are added.
-
-    Every output (and every partial sum, in any order) of a 0/1 input is bounded by
-    ``fan_in · max|w|``. While that is at most ``2**53`` the sums run as a float64 BLAS product,
-    exact and many times faster than NumPy's integer ``tensordot``; otherwise in ``int64``.
-    """
+def _window_conv(x, weight, stride, padding, groups):
+    """Integer conv by window sums (``tensordot``) in ``x``'s dtype; (B, C_out, H_out, W_out)."""
     c_out, c_per_group, k, _ = weight.shape
-    bound = c_per_group * k * k * (int(np.abs(weight).max()) if weight.size else 0)
-    dtype = np.float64 if bound <= FLOAT64_EXACT else np.int64
-    win = windows(plane.astype(dtype), k, stride, padding)
-    weight = weight.astype(dtype)
+    win = windows(x, k, stride, padding)
     batch, _, h_out, w_out = win.shape[:4]
-    out = np.zeros((batch, c_out, h_out, w_out), dtype=np.int64)
+    out = np.zeros((batch, c_out, h_out, w_out), dtype=x.dtype)
     o_per_group = c_out // groups
     for g in range(groups):
         part = win[:, g * c_per_group:(g + 1) * c_per_group]
@@ -131,6 +134,21 @@ def _binary_conv(plane, weight, stride, padding, groups):
         summed = np.tensordot(part, ker, axes=([1, 4, 5], [1, 2, 3]))
         out[:, g * o_per_group:(g + 1) * o_per_group] = summed.transpose(0, 3, 1, 2)
     return out
+
+
+def _float64_conv(x, weight, stride, padding, groups, use_torch):
+    """The integer conv of ``x`` computed in float64: torch's ``conv2d`` (when the caller passed
+    tensors, so torch is loaded) or a NumPy BLAS ``tensordot``. Exact only under the bound
+    checked by :func:`conv2d_int`."""
+    if use_torch:
+        import torch
+        out = torch.nn.functional.conv2d(torch.from_numpy(x).double(),
+                                         torch.from_numpy(weight).double(), stride=stride,
+                                         padding=padding, groups=groups).numpy()
+    else:
+        out = _window_conv(x.astype(np.float64), weight.astype(np.float64), stride, padding,
+                           groups)
+    return np.rint(out).astype(np.int64)
 
 
 def conv2d_int(x, weight, bias=None, *, stride=1, padding=0, groups=1, acc_bits=None,
@@ -169,13 +187,20 @@ def conv2d_int(x, weight, bias=None, *, stride=1, padding=0, groups=1, acc_bits=
         raise ValueError(f"stride must be >= 1 and padding >= 0, not {stride}, {padding}")
     if k > min(x.shape[2], x.shape[3]) + 2 * padding:
         raise ValueError(f"kernel {k} is larger than the padded input {tuple(x.shape[2:])}")
-    out = None
-    for plane, scale in bit_planes(x, input_bits, input_signed):
-        part = _binary_conv(plane, weight, stride, padding, groups)
-        # shift (and negate for the signed top plane): scale is a power of two
-        part = part << (abs(scale).bit_length() - 1)
-        part = -part if scale < 0 else part
-        out = part if out is None else out + part
+    _check_input(x, input_bits, input_signed)
+    lo, hi = _input_range(input_bits, input_signed)
+    w_max = int(np.abs(weight).max()) if weight.size else 0
+    if weight.shape[1] * k * k * max(-lo, hi) * w_max <= FLOAT64_EXACT:
+        # every partial sum, in any order, is an integer within 2**53: float64 is exact
+        out = _float64_conv(x, weight, stride, padding, groups, use_torch=was_torch)
+    else:
+        out = None
+        for plane, scale in bit_planes(x, input_bits, input_signed):
+            part = _window_conv(plane, weight, stride, padding, groups)
+            # shift (and negate for the signed top plane): scale is a power of two
+            part = part << (abs(scale).bit_length() - 1)
+            part = -part if scale < 0 else part
+            out = part if out is None else out + part
     if bias is not None:
         bias, _ = _as_int64(bias, "bias")
         out = out + bias.reshape(1, -1, 1, 1)

@@ -115,6 +115,9 @@ class _Runner:
                 spikes = sum(int(x.sum()) for x in ints)
                 self.counter.attention(layer, spikes, sops, dense, steps=self.steps)
             out[:, i] = o.transpose(1, 2).reshape(out.shape[0], *out.shape[2:]).to(out.dtype)
+        if self.counter is not None:
+            # the attention LIF's (SDT-V1: the masked Q's) output spikes, as a neuron layer
+            self.counter.neurons({"name": layer["name"] + ".lif"}, out, steps=self.steps)
         return out
 
     def _sum_tokens(self, layer, x):

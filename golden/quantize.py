@@ -19,10 +19,10 @@ Steps
     4. The attention keeps its integer form: ``A = Q·(KᵀV)``, scale ``2**-shift`` as a shift
        (0.125, shift 3, in the seeds; 0.5 in the tiny models), attention LIF threshold
        ``2**(shift-1)`` in units of ``A`` (exact, see
-       :mod:`spikeforge.golden.attention`). The head's mean over tokens becomes a sum: with the
-       seeds' head (mean → LIF) the head LIF's threshold is ``N · Θ``; when the linear layer reads
-       a sum of spikes or spike counts over ``N`` tokens its weights are divided by ``N``. The
-       mean over T becomes a sum (argmax is unchanged).
+       :mod:`spikeforge.golden.attention`). The head's mean over tokens becomes a sum: the head
+       LIF's threshold is ``N · Θ`` (Spikformer, whose head has no LIF: the linear layer reads the
+       sum of spike counts and its weights are divided by ``N``). The mean over T becomes a sum
+       (argmax is unchanged).
 
 The program is a list of layer dicts (see ``docs/model-file.md``) plus, per conv, integer arrays
 and the folded float arrays, so the same program runs on the float ops (the folded float model)
@@ -246,25 +246,19 @@ class _Walker:
 
     def _head(self, cfg):
         head = self.model.head
+        pooled = self.p.sum_tokens("head.sum", self.stream)
         tokens = self._tokens()
         w = head.fc.weight.detach().double()[:, :, None, None]
         b = head.fc.bias.detach().double()
-        if head.lif is None:
-            # SEW stream: the sum over tokens of spike counts, a multi-bit input
-            x = self.p.sum_tokens("head.sum", self.stream)
-            bits = (tokens * self.stream_max).bit_length()
-        elif head.order == "mean_lif":
-            # LIF on the token sum with threshold N·Θ (equals the LIF on the mean); binary input
-            pooled = self.p.sum_tokens("head.sum", self.stream)
+        if head.lif is not None:
+            # the LIF on the token sum with threshold N·Θ equals the LIF on the mean
             x = self.p.lif("head.lif", pooled, group=self.group, count=tokens)
-            bits, tokens = 1, 1
+            bits = 1
         else:
-            # LIF on every token, then the sum of the spikes (0..N): a multi-bit input
-            spikes = self.p.lif("head.lif", self.stream, group=self.group)
-            x = self.p.sum_tokens("head.sum", spikes)
-            bits = tokens.bit_length()
-        # a sum over tokens feeds the linear layer: its weights take the mean's 1/N
-        fc = self.p.conv("head.fc", x, w / tokens, b, group="head.fc", input_bits=bits)
+            # SEW: the linear layer reads the sum of spike counts, so its weights take the 1/N
+            x, bits = pooled, (tokens * self.stream_max).bit_length()
+            w = w / tokens
+        fc = self.p.conv("head.fc", x, w, b, group="head.fc", input_bits=bits)
         self.p.readout("logits", fc)
 
     def _tokens(self):
@@ -355,9 +349,10 @@ class _Walker:
 _PARTS = {
     "stem": "stem conv", "ds": "downsample", "sep": "SepConv", "ch": "ChannelConv",
     "attn": "attention", "mlp": "MLP", "head": "head", "logits": "logits (sum over T)",
-    "lif": "LIF", "lif1": "input LIF (reads the residual stream)", "pw1": "pw 1×1 conv", "tail": "dw k×k + pw 1×1 conv",
+    "lif": "LIF", "lif1": "input LIF (reads the residual stream)", "pw1": "pw 1×1 conv",
+    "tail": "dw k×k + pw 1×1 conv",
     "conv": "conv", "conv1": "3×3 conv 1", "conv2": "3×3 conv 2", "q": "Q conv", "k": "K conv",
-    "v": "V conv", "sdsa": "Q·(KᵀV) + attention LIF", "proj": "projection conv",
+    "v": "V conv", "sdsa": "Q·(KᵀV)", "proj": "projection conv",
     "fc1": "fc1 1×1 conv", "fc2": "fc2 1×1 conv", "fc": "classifier", "add": "residual add",
     "sum": "sum over tokens",
 }
@@ -370,6 +365,8 @@ def describe_layer(name):
     for part in name.split("."):
         if part == "lif" and words and words[-1] in ("downsample", "attention"):
             words.append(_PARTS["lif1"])
+        elif part == "lif" and words and words[-1] == _PARTS["sdsa"]:
+            words.append("attention LIF (output spikes)")
         elif part[:1] in "sb" and part[1:].isdigit():
             words.append(("stage " if part[0] == "s" else "block ") + part[1:])
         elif part.startswith("stem") and part[4:].isdigit():

@@ -46,6 +46,24 @@ def test_conv2d_int_equals_float64_conv(shape, bits, signed):
     assert torch.equal(got, want.round().long())
 
 
+@pytest.mark.parametrize("bits, signed", [(1, False), (5, False), (4, True)])
+@pytest.mark.parametrize("shape", CONVS)
+def test_bit_plane_int64_path_equals_float64_path(shape, bits, signed, monkeypatch):
+    """The engine's algorithm (bit-planes, int64 window sums; forced by lowering the exactness
+    bound) gives the same integers as the float64 fast path, for tensors and for arrays."""
+    c_in, c_out, h, w, k, stride, padding, groups = shape
+    gen = torch.Generator().manual_seed(7 + bits)
+    x = _inputs(gen, (2, c_in, h, w), bits, signed)
+    weight = torch.randint(-128, 128, (c_out, c_in // groups, k, k), generator=gen)
+    args = dict(stride=stride, padding=padding, groups=groups, input_bits=bits,
+                input_signed=signed)
+    fast = conv2d_int(x, weight, **args)
+    fast_np = conv2d_int(x.numpy(), weight.numpy(), **args)
+    monkeypatch.setattr(conv_module, "FLOAT64_EXACT", 0)
+    planes = conv2d_int(x, weight, **args)
+    assert torch.equal(fast, planes) and (fast_np == planes.numpy()).all()
+
+
 @pytest.mark.parametrize("bits, signed", [(1, False), (2, False), (5, True)])
 def test_linear_int_equals_float64_linear(bits, signed):
     gen = torch.Generator().manual_seed(bits)

@@ -95,21 +95,7 @@ def test_weights_fit_and_thresholds_are_integers():
         if layer["op"] == "lif":
             assert isinstance(layer["threshold"], int) and layer["threshold"] >= 1
     head = next(l for l in program.layers if l["name"] == "head.lif")
-    assert head["threshold"] == program.groups["s1.stream"]          # a LIF on every token
-    fc = next(l for l in program.layers if l["name"] == "head.fc")
-    assert fc["input_bits"] == 5                                      # 0..16 spikes per channel
-
-
-def test_seeds_head_sums_tokens_before_the_lif():
-    torch.manual_seed(5)
-    model = _randomize_bn(build_model(arch_config("metaspikformer-tiny", head="mean_lif")))
-    program = quantize(model)
-    head = next(l for l in program.layers if l["name"] == "head.lif")
     assert head["threshold"] == 16 * program.groups["s1.stream"]     # mean over 16 tokens
-    images = torch.randint(0, 17, (4, 1, 8, 8))
-    with torch.no_grad():
-        assert torch.allclose(run_program(program, images, backend="float") / 4,
-                              model(images.float()).double(), atol=1e-4)
 
 
 def test_bad_quantization_parameters_name_themselves():

@@ -26,6 +26,8 @@ def test_run_shipped_model(backend):
     assert out["accuracy"] >= 0.8
     assert out["sops_per_inference"] > 0 and 0 < out["energy_uj_snn"] < out["energy_uj_ann"]
     assert all(0 <= r <= 1 for r in out["firing_rates"].values())
+    assert out["firing_rates"]["s1.b0.attn.sdsa.lif"] > 0.01      # the attention is alive
+    assert all(row["description"] for row in out["layers"])
     convs = [row for row in out["layers"] if row["op"] == "conv"]
     assert convs[0]["counted_as"] == "MAC" and all(r["counted_as"] == "AC" for r in convs[1:])
     assert all(r["sops"] <= r["dense_ops"] * 4 for r in convs)

@@ -13,9 +13,9 @@ from torch import nn
 from ..neurons import LIF
 
 __all__ = [
-    "Conv2d", "ConvBN", "RepConv", "RepConvBN", "SepConv", "ChannelConv", "ConvBlock", "DownSampling",
-    "SpikingStem", "SDSA3", "SDSA1", "SSA", "MembraneMLP", "SpikeMLP", "TransformerBlock",
-    "Head", "ATTENTION_SHIFT", "ATTENTION_SCALE", "ATTENTION_THRESHOLD",
+    "Conv2d", "ConvBN", "RepConv", "RepConvBN", "SepConv", "ChannelConv", "ConvBlock",
+    "DownSampling", "SpikingStem", "SDSA3", "SDSA1", "SSA", "MembraneMLP", "SpikeMLP",
+    "TransformerBlock", "Head", "ATTENTION_SHIFT", "ATTENTION_SCALE", "ATTENTION_THRESHOLD",
 ]
 
 #: Meta-SpikeFormer / Spikformer attention: ``S = LIF(0.125 · Q·KᵀV)`` with ``Vth = 0.5``; the
@@ -256,8 +256,8 @@ class _ProductAttention(nn.Module):
 class SDSA3(_ProductAttention):
     """Meta-SpikeFormer attention (V2 ``MS_Attention_RepConv_qkv_id``, SDSA-3).
 
-    head LIF → Q, K, V = RepConv+BN → LIF each → ``LIF_0.5(2**-shift · Q·(KᵀV))`` per head (scale 0.125 in V2) →
-    projection RepConv+BN (real-valued: it feeds the membrane shortcut).
+    head LIF → Q, K, V = RepConv+BN → LIF each → ``LIF_0.5(2**-shift · Q·(KᵀV))`` per head
+    (scale 0.125 in V2) → projection RepConv+BN (real-valued: it feeds the membrane shortcut).
     """
 
     def __init__(self, dim, *, heads=8, order="kv_first", shift=ATTENTION_SHIFT):
@@ -343,31 +343,19 @@ class TransformerBlock(nn.Module):
 
 
 class Head(nn.Module):
-    """Readout: [LIF →] mean over tokens → linear → mean over T (logits).
+    """Mean over tokens → [LIF →] linear → mean over T (logits).
 
-    ``order="mean_lif"`` is the seeds' head (Meta-SpikeFormer, SDT-V1): mean over tokens of the
-    real-valued residual stream → LIF → linear. ``order="lif_mean"`` puts the LIF on every token
-    first and averages the spikes, so the linear layer reads spike counts (as Spikformer's head
-    does): on a 4×4 token map the token mean of a batch-normalised stream rarely reaches the
-    threshold, and a mean-first LIF starts silent (no signal reaches the classifier at
-    initialisation). ``spiking=False`` (Spikformer: the SEW stream is already spike counts) has
-    no LIF.
+    Meta-SpikeFormer and SDT-V1 put a LIF on the real-valued residual stream before the linear
+    layer; Spikformer's SEW stream is already integer spike counts and has none.
     """
 
-    ORDERS = ("mean_lif", "lif_mean")
-
-    def __init__(self, dim, classes, *, spiking=True, order="mean_lif"):
+    def __init__(self, dim, classes, *, spiking=True):
         super().__init__()
-        if order not in self.ORDERS:
-            raise ValueError(f"order must be one of {', '.join(self.ORDERS)}, not {order!r}")
         self.lif = LIF() if spiking else None
-        self.order = order
         self.fc = nn.Linear(dim, classes)
 
     def forward(self, x):
-        if self.lif is not None and self.order == "lif_mean":
-            x = self.lif(x)
         x = x.flatten(3).mean(3)
-        if self.lif is not None and self.order == "mean_lif":
+        if self.lif is not None:
             x = self.lif(x)
         return self.fc(x).mean(0)

@@ -62,10 +62,6 @@ class NetConfig:
         The attention scale is ``2**-attention_shift``: 3 (0.125) in the seeds, whose token maps
         have N = 196 tokens; the tiny models' 16 tokens give ``Q·(KᵀV)`` about a tenth of those
         values, so they use 1 (0.5) lest the attention never fire.
-    head : str
-        ``mean_lif`` (the seeds: mean over tokens → LIF → linear) or ``lif_mean`` (LIF on every
-        token → mean of the spikes → linear; the tiny models' default, see
-        :class:`~.blocks.Head`).
     """
 
     arch: str = "metaspikformer"
@@ -84,7 +80,6 @@ class NetConfig:
     channel_ratio: int = 4
     order: str = "kv_first"
     attention_shift: int = 1
-    head: str = "lif_mean"
 
     def __post_init__(self):
         from .variants import ARCHS_ALL
@@ -97,8 +92,6 @@ class NetConfig:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if self.order not in ("kv_first", "qk_first"):
             raise ValueError(f"order must be 'kv_first' or 'qk_first', not {self.order!r}")
-        if self.head not in Head.ORDERS:
-            raise ValueError(f"head must be one of {', '.join(Head.ORDERS)}, not {self.head!r}")
         if not self.stem or not self.stages:
             raise ValueError("stem and stages must not be empty")
 
@@ -158,8 +151,7 @@ class SpikingTransformer(nn.Module):
                 self._block(spec["block"], width) for _ in range(spec["depth"]))
             self.stages.append(stage)
         self.width = width
-        self.head = Head(width, config.classes, spiking=kind["shortcut"] == "membrane",
-                         order=config.head)
+        self.head = Head(width, config.classes, spiking=kind["shortcut"] == "membrane")
 
     def _block(self, name, dim):
         c, kind = self.config, self.kind
@@ -215,4 +207,4 @@ def metaspikformer_config(widths, *, heads=8, time_steps=1, classes=1000, image_
              "block": "transformer", "depth": 2},
         ],
         heads=heads, mlp_ratio=4, sep_expansion=2, sep_kernel=7, channel_ratio=4,
-        attention_shift=3, head="mean_lif")
+        attention_shift=3)
