@@ -40,12 +40,12 @@ def emit(obj, as_json, text=None):
             click.echo(f"{key}: {value}")
 
 
-def echo_table(header, rows, *, left=2):
-    """Print ``rows`` (lists of cells, ``None`` for blank) under ``header`` as aligned columns:
-    the first ``left`` columns left-aligned, the rest right-aligned (numbers)."""
+def echo_table(header, rows, *, align):
+    """Print ``rows`` (lists of cells, ``None`` for blank) under ``header`` as columns aligned
+    by ``align``, one letter per column: ``l`` left (names), ``r`` right (numbers)."""
     cells = [[("" if cell is None else str(cell)) for cell in row] for row in [header, *rows]]
     widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(header))]
     for row in cells:
-        text = [cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
+        text = [cell.ljust(widths[i]) if align[i] == "l" else cell.rjust(widths[i])
                 for i, cell in enumerate(row)]
         click.echo("  ".join(text).rstrip())

@@ -81,7 +81,7 @@ def print_report(out):
                       "match" if not row["mismatches"] else f"{row['mismatches']} MISMATCHES"]
         rows.append(cells)
     echo_table(["layer", "op", "spikes in", "SOPs", "energy pJ", "rate", "cycles", "bound",
-                "ratio", "RTL"], rows)
+                "ratio", "RTL"], rows, align="llrrrrrrrl")
     click.echo(f"total: {out['sops']:.0f} SOPs, {out['energy_uj']:.4f} uJ"
                + (f", {out['cycles']} cycles on the engine (bound {out['bound_cycles']}, "
                   f"ratio {out['ratio']:.2f}), {out['mismatches']} mismatches"

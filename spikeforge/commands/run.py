@@ -6,7 +6,7 @@ import os
 import click
 
 from ..errors import UserError, as_user_error
-from .common import emit, json_option
+from .common import echo_table, emit, json_option
 
 
 @click.command("run")
@@ -82,16 +82,16 @@ def command(backend, model_path, samples, no_progress, as_json):
         click.echo(f"SOPs/inference {out['sops_per_inference']:.0f}, stem MACs "
                    f"{out['macs_per_inference']:.0f}; energy {out['energy_uj_snn']:.4f} uJ "
                    f"(dense ANN {out['energy_uj_ann']:.4f} uJ)")
-    click.echo(f"{'layer':20} {'op':9} {'spikes in':>10} {'SOPs':>10} {'dense':>10} "
-               f"{'rate':>7}  what")
+    rows = []
     for row in out["layers"]:
         if row["op"] == "lif":
-            click.echo(f"{row['name']:20} {'lif':9} {'':>10} {'':>10} {'':>10} "
-                       f"{row['firing_rate']:7.4f}  {row['description']}")
+            rows.append([row["name"], "lif", None, None, None, f"{row['firing_rate']:.4f}",
+                         row["description"]])
         else:
-            click.echo(f"{row['name']:20} {row['op']:9} {row['spikes_in']:10.1f} "
-                       f"{row['sops']:10.0f} {row['dense_ops']:10.0f} {'':>7}  "
-                       f"{row['description']}")
+            rows.append([row["name"], row["op"], f"{row['spikes_in']:.1f}", f"{row['sops']:.0f}",
+                         f"{row['dense_ops']:.0f}", None, row["description"]])
     if not out["layers"]:
-        for name, rate in out["firing_rates"].items():
-            click.echo(f"{name:20} {'neuron':9} {'':>10} {'':>10} {'':>10} {rate:7.4f}")
+        rows = [[name, "neuron", None, None, None, f"{rate:.4f}", None]
+                for name, rate in out["firing_rates"].items()]
+    echo_table(["layer", "op", "spikes in", "SOPs", "dense", "rate", "what"], rows,
+               align="llrrrrl")
