@@ -44,30 +44,42 @@ def select_block(block_hot, word, width):
     return picked
 
 
-def lowest_set_blocked(value, width):
+def lowest_set_blocked(m, value, width):
     """One-hot of the lowest set bit of ``value`` and one-hot of its ``width``-bit block.
 
     The same bit as :func:`~.encoder.lowest_set`, found in two short levels (the lowest block
     with a set bit, and the lowest set bit in every block) instead of one carry chain along the
-    whole word. Returns ``(hot, block_hot)``, both 0 if ``value`` is 0.
+    whole word. Returns ``(hot, block_hot)``, both 0 if ``value`` is 0: combinational signals
+    driven in ``m`` (so that every use refers to one copy of the logic).
     """
     blocks = len(value) // width
-    block_hot = lowest_set(block_any(value, width))
-    hot = Cat(*[lowest_set(value[b * width:(b + 1) * width]) &
-                block_hot[b].replicate(width) for b in range(blocks)])
+    block_hot = Signal(blocks)
+    hot = Signal(len(value))
+    m.d.comb += [
+        block_hot.eq(lowest_set(block_any(value, width))),
+        hot.eq(Cat(*[lowest_set(value[b * width:(b + 1) * width]) &
+                     block_hot[b].replicate(width) for b in range(blocks)])),
+    ]
     return hot, block_hot
 
 
-def count_to_three(value):
-    """Set bits of ``value``, saturated at 3 (a tree of 2-bit saturating adds, no carry chain)."""
+def count_to_three(m, value):
+    """Set bits of ``value``, saturated at 3 (a tree of 2-bit saturating adds, no carry chain).
+
+    Each node of the tree is a combinational signal driven in ``m``: an expression used twice
+    would be generated twice, and the tree would grow exponentially with its depth.
+    """
     terms = [value[i] for i in range(len(value))]
     if not terms:
         return Const(0, 2)
     while len(terms) > 1:
         pairs = []
         for i in range(0, len(terms) - 1, 2):
-            total = terms[i] + terms[i + 1]
-            pairs.append(Mux(total > 3, 3, total)[:2])
+            total = Signal(3)
+            node = Signal(2)
+            m.d.comb += [total.eq(terms[i] + terms[i + 1]),
+                         node.eq(Mux(total > 3, 3, total[:2]))]
+            pairs.append(node)
         terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
     return terms[0]
 
@@ -146,20 +158,23 @@ class KVPopcount(wiring.Component):
         taken = Signal(range(self._tokens))
         closing = Signal()                  # the product's last token has been taken
         more = Signal()                     # kbits has two spikes or more (registered)
-        hot, head_hot = lowest_set_blocked(kbits, dh)
+        event = Signal()                    # kbits has a spike (registered: after an event
+        #                                     the rest has one exactly when `more` was set)
+        hot, head_hot = lowest_set_blocked(m, kbits, dh)
         rest = kbits & ~hot
-        event = kbits.any()
 
         m.d.comb += self.i.ready.eq(~closing & ~self.done & ~more)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [kbits.eq(self.i.payload.k), vword.eq(self.i.payload.v),
-                         more.eq(count_to_three(self.i.payload.k) >= 2)]
+                         more.eq(count_to_three(m, self.i.payload.k) >= 2)]
             with m.If(taken == self._tokens - 1):
                 m.d.sync += [taken.eq(0), closing.eq(1)]
             with m.Else():
                 m.d.sync += taken.eq(taken + 1)
         with m.Elif(event):
-            m.d.sync += [kbits.eq(rest), more.eq(count_to_three(kbits) == 3)]
+            m.d.sync += [kbits.eq(rest), more.eq(count_to_three(m, kbits) == 3)]
+        m.d.sync += event.eq(Mux(self.i.valid & self.i.ready, self.i.payload.k.any(),
+                                 event & more))
 
         # Stage 1: the event's row address and V bits, registered; the row is read.
         s1_valid, s1_addr, s1_v = Signal(), Signal(range(channels)), Signal(dh)

@@ -131,13 +131,17 @@ class _SkidBuffer(wiring.Component):
         spare = Signal(self._layout)
         full = Signal()
         m.d.comb += self.i.ready.eq(~full)
+        # The spare copies the input whenever it is empty (its contents matter only once `full`
+        # is set), so its wide enable is a register, not the downstream ready path.
+        with m.If(~full):
+            m.d.sync += spare.eq(self.i.payload)
         with m.If(~self.o.valid | self.o.ready):
             with m.If(full):
                 m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), full.eq(0)]
             with m.Else():
                 m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & ~full):
-            m.d.sync += [spare.eq(self.i.payload), full.eq(1)]
+            m.d.sync += full.eq(1)
         return m
 
 
@@ -223,7 +227,8 @@ class SSAKVFirst(_SSA):
         taken = Signal(range(tokens + 1))
         more = Signal()                              # `current` has two spikes or more
         current = qbits[:dh]
-        hot = lowest_set(current)
+        hot = Signal(dh)                             # the lowest spike of the current head
+        m.d.comb += hot.eq(lowest_set(current))
         rest = current & ~hot
         head_done = have & ~more
         token_done = head_done & (head == heads - 1)
@@ -233,15 +238,15 @@ class SSAKVFirst(_SSA):
         with m.If(self.q.valid & self.q.ready):
             m.d.sync += [qbits.eq(self.q.payload.data), have.eq(1), head.eq(0), base.eq(0),
                          taken.eq(taken + 1),
-                         more.eq(count_to_three(self.q.payload.data[:dh]) >= 2)]
+                         more.eq(count_to_three(m, self.q.payload.data[:dh]) >= 2)]
         with m.Elif(advance & have):
             with m.If(head_done):
                 m.d.sync += [qbits.eq(qbits[dh:]), head.eq(head + 1), base.eq(base + dh),
-                             more.eq(count_to_three(qbits[dh:2 * dh]) >= 2)]
+                             more.eq(count_to_three(m, qbits[dh:2 * dh]) >= 2)]
                 with m.If(token_done):
                     m.d.sync += have.eq(0)
             with m.Else():
-                m.d.sync += [qbits[:dh].eq(rest), more.eq(count_to_three(current) == 3)]
+                m.d.sync += [qbits[:dh].eq(rest), more.eq(count_to_three(m, current) == 3)]
 
         # Stage 1: the item's row address, registered; its row is read.
         q1_valid, q1_read, q1_last, q1_end = Signal(), Signal(), Signal(), Signal()
