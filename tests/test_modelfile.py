@@ -103,6 +103,7 @@ def test_missing_and_garbage_files(tmp_path):
     (lambda m: m.update(version=VERSION + 1), "version: is 2"),
     (lambda m: m.update(format="onnx"), "format:"),
     (lambda m: m["config"].update(time_steps=0), "config: time_steps"),
+    (lambda m: m["config"].pop("attention_shift"), "missing config field 'attention_shift'"),
     (lambda m: m.update(time_steps=3), "time_steps: 3 differs"),
     (lambda m: m["quant"].update(weight_bits=40), "quant.weight_bits: 40 is out of range"),
     (lambda m: m["layers"][1].update(threshold=0), "threshold: 0 is out of range"),

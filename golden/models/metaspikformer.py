@@ -103,6 +103,11 @@ class NetConfig:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown config field {unknown[0]!r}")
+        # Every field must be there: a default filled in for a field an older file lacks
+        # could silently change the model (attention_shift did).
+        missing = [name for name in cls.__dataclass_fields__ if name not in data]
+        if missing:
+            raise ValueError(f"missing config field {missing[0]!r}")
         return cls(**copy.deepcopy(data))
 
 
