@@ -13,9 +13,10 @@ from .params import check_int, check_choice
 __all__ = ["SpikeAccumulator", "accumulate_op", "weight_load", "group_bits",
            "RAM_STYLES"]
 
-# Weight memory: "distributed" (LUT RAM, read asynchronously from a registered address; fast)
-# or "block" (EBR; denser, but its clock-to-output delay alone is 5.5 ns on ECP5 speed 6, since
-# Yosys does not use the EBR's output register, so it caps Fmax near 140 MHz).
+# Weight memory: "distributed" (LUT RAM, read asynchronously from a registered address; its
+# multiplexer tree and address fan-out grow with the depth) or "block" (EBR; denser, but its
+# clock-to-output delay alone is 5.83 ns on ECP5 speed 6, since Yosys does not use the EBR's
+# output register, so it caps Fmax near 140 MHz).
 RAM_STYLES = ("distributed", "block")
 
 
@@ -74,7 +75,7 @@ class SpikeAccumulator(wiring.Component):
     ``groups`` cycles and adds rows ``row << group_bits | g`` into groups ``g = 0 .. groups-1``.
     The first add into a group of a token starts from the group's bias (a per-group *touched*
     flag, so there is no clearing pass). When a token's ``last`` op retires, its bank of partial
-    sums is drained through a read register and an output register as ``groups`` lane beats (saturated once to
+    sums is drained through three registers as ``groups`` lane beats (saturated once to
     ``acc_bits``; lanes past ``channels`` are 0) while the next token accumulates into the other
     bank; a third token waits until the first is drained (a bank is *closed* from the issue of
     its last op until its last group is drained).
@@ -232,39 +233,44 @@ class SpikeAccumulator(wiring.Component):
 
         # --- stage 1: register the weight row as it leaves the memory (LUT RAM: the read and its
         # multiplexer tree; block RAM: its clock-to-output delay is most of a cycle on its own)
+        # (the row register has no reset, so no reset logic sits after the memory's output)
         s2 = Signal(data.StructLayout({
             "c": control, "mask": unsigned(lanes), "plane": op.plane.shape(),
-            "row": data.ArrayLayout(signed(self._weight_bits), lanes),
         }))
+        s2_row = Signal(data.ArrayLayout(signed(self._weight_bits), lanes), reset_less=True)
         m.d.sync += [*follow(s2.c, s1.c), s2.mask.eq(s1.mask), s2.plane.eq(s1.plane),
-                     s2.row.eq(w_read.data)]
+                     s2_row.eq(w_read.data)]
 
         # --- stage 2: shape the row into the addend (lane mask, shift, sign)
         s3 = Signal(data.StructLayout({
-            "c": control, "addend": data.ArrayLayout(signed(self._sum_bits), lanes),
+            "c": control, "addend": data.ArrayLayout(signed(self._sum_bits), lanes), "first": 1,
         }))
         negate = (s2.plane == self._planes - 1) if self._signed else Const(0)
         m.d.sync += follow(s3.c, s2.c)
         for j in range(lanes):
-            shifted = s2.row[j] << s2.plane
+            shifted = s2_row[j] << s2.plane
             m.d.sync += s3.addend[j].eq(Mux(s2.mask[j], Mux(negate, -shifted, shifted), 0))
 
         # --- stage 3: read the group's partial sums (or its bias, on the token's first add into
         # the group). The op one stage ahead may be adding into the same group right now: then
         # stage 4 takes that op's fresh sum instead (`forward`), so back-to-back adds into one
-        # group need no bubble.
+        # group need no bubble. Whether this is the group's first add (`s3.first`) is decided a
+        # stage earlier, from the touched flags and the op now in stage 4 (whose flag is set at
+        # the end of this cycle), so the memory read only meets a 2:1 multiplexer.
         s4 = Signal(data.StructLayout({
             "c": control, "addend": data.ArrayLayout(signed(self._sum_bits), lanes),
             "old": data.ArrayLayout(signed(self._sum_bits), lanes), "forward": 1,
         }))
         slot3 = address(s3.c.group, s3.c.bank)
         slot4 = address(s4.c.group, s4.c.bank)
-        first = ~touched.bit_select(slot3, 1)
+        slot2 = address(s2.c.group, s2.c.bank)
+        m.d.sync += s3.first.eq(~touched.bit_select(slot2, 1) &
+                                ~(s4.c.valid & ~s4.c.null & (slot4 == slot2)))
         m.d.comb += [p_acc.addr.eq(slot3), b_acc.addr.eq(s3.c.group)]
         m.d.sync += [*follow(s4.c, s3.c), s4.addend.eq(s3.addend),
                      s4.forward.eq(s4.c.valid & ~s4.c.null & (slot4 == slot3))]
         for j in range(lanes):
-            m.d.sync += s4.old[j].eq(Mux(first, b_acc.data[j], p_acc.data[j]))
+            m.d.sync += s4.old[j].eq(Mux(s3.first, b_acc.data[j], p_acc.data[j]))
 
         # --- stage 4: add and write back
         fresh = Signal(data.ArrayLayout(signed(self._sum_bits), lanes))
@@ -278,33 +284,39 @@ class SpikeAccumulator(wiring.Component):
         with m.If(s4.c.valid & s4.c.last):
             m.d.sync += full.bit_select(s4.c.bank, 1).eq(1)
 
-        # --- drain: the oldest full bank, one group per beat, read into a register (d1), then
-        # saturated once into the output register (so neither the memory read nor the
-        # saturation shares a cycle with the other, or with the next unit)
+        # --- drain: the oldest full bank, one group per beat, through three registers: d0 takes
+        # the group's partial sums, bias and "untouched" flag as they leave the memories, d1 picks
+        # the token's value (bias for an untouched group, 0 past ``channels``), and the output
+        # register saturates it once (so no memory read shares a cycle with a wide multiplexer,
+        # nor either with the saturation or with the next unit)
         d_bank = Signal()
         d_group = Signal(range(groups))
         d_slot = address(d_group, d_bank)
-        d_first = ~touched.bit_select(d_slot, 1)
         m.d.comb += [p_drain.addr.eq(d_slot), b_drain.addr.eq(d_group)]
+        beat = {"valid": 1, "group": d_group.shape(), "first": 1, "last": 1}
+        d0 = Signal(data.StructLayout({
+            **beat, "untouched": 1, "tail": 1,
+            "psum": data.ArrayLayout(signed(self._sum_bits), lanes),
+            "bias": data.ArrayLayout(signed(self._bias_bits), lanes),
+        }))
         d1 = Signal(data.StructLayout({
-            "valid": 1, "group": d_group.shape(), "first": 1, "last": 1,
-            "data": data.ArrayLayout(signed(self._sum_bits), lanes),
+            **beat, "data": data.ArrayLayout(signed(self._sum_bits), lanes),
         }))
         out = self.o.payload
         tail = self._channels - (groups - 1) * lanes
         emit = d1.valid & (~self.o.valid | self.o.ready)
-        take = full.bit_select(d_bank, 1) & (~d1.valid | emit)
+        move = d0.valid & (~d1.valid | emit)
+        take = full.bit_select(d_bank, 1) & (~d0.valid | move)
         with m.If(take):
-            for j in range(lanes):
-                value = Mux(d_first, b_drain.data[j], p_drain.data[j])
-                if j >= tail:
-                    value = Mux(d_group == groups - 1, 0, value)
-                m.d.sync += d1.data[j].eq(value)
             m.d.sync += [
-                d1.valid.eq(1),
-                d1.group.eq(d_group),
-                d1.first.eq(d_group == 0),
-                d1.last.eq(d_group == groups - 1),
+                d0.valid.eq(1),
+                d0.group.eq(d_group),
+                d0.first.eq(d_group == 0),
+                d0.last.eq(d_group == groups - 1),
+                d0.untouched.eq(~touched.bit_select(d_slot, 1)),
+                d0.tail.eq(d_group == groups - 1),
+                d0.psum.eq(p_drain.data),
+                d0.bias.eq(b_drain.data),
                 touched.bit_select(d_slot, 1).eq(0),
             ]
             with m.If(d_group == groups - 1):
@@ -313,6 +325,17 @@ class SpikeAccumulator(wiring.Component):
                              closed.bit_select(d_bank, 1).eq(0)]
             with m.Else():
                 m.d.sync += d_group.eq(d_group + 1)
+        with m.Elif(move):
+            m.d.sync += d0.valid.eq(0)
+
+        with m.If(move):
+            for j in range(lanes):
+                value = Mux(d0.untouched, d0.bias[j], d0.psum[j])
+                if j >= tail:
+                    value = Mux(d0.tail, 0, value)
+                m.d.sync += d1.data[j].eq(value)
+            m.d.sync += [d1.valid.eq(1), d1.group.eq(d0.group), d1.first.eq(d0.first),
+                         d1.last.eq(d0.last)]
         with m.Elif(emit):
             m.d.sync += d1.valid.eq(0)
 

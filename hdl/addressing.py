@@ -128,7 +128,7 @@ class WindowWalker(wiring.Component):
         f_tag = Signal(self._tag_width)
         o_valid = Signal()
         o_inside = Signal()
-        o_data = Signal(self._word_width)
+        o_data = Signal(self._word_width, reset_less=True)
         emit = f_valid & (~o_valid | self.o.ready)
         issue = walking & (~f_valid | emit)
         m.d.comb += [self.o.valid.eq(o_valid),

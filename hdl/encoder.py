@@ -154,7 +154,7 @@ class SpikeEncoder(wiring.Component):
         plane_shape = self.o.payload.plane.shape()
         tag_shape = unsigned(max(1, self._tag_width))
         # A wide word is handed from W1 to W2 one nonzero slice of `span` items at a time, so the
-        # find-first-set loop in W2 spans `span` items, not the whole word. (With count > 1, a
+        # item-selection loop in W2 spans `span` items, not the whole word. (With count > 1, a
         # beat may hold items of different slices, so the word stays whole then.)
         sliced = count == 1 and chunk == 1 and items > SLICE_ITEMS and items % SLICE_ITEMS == 0
         span = SLICE_ITEMS if sliced else items
@@ -171,7 +171,7 @@ class SpikeEncoder(wiring.Component):
         # Stage W1: the accepted word, masked, with its nonzero-item bits; `w1_part` is the slice
         # to hand over next (the lowest nonzero one, at slice `w1_offset`), `w1_slices` the
         # nonzero slices after it and `w1_final` = no slice after it (all registered, so the
-        # find-first-set in W2 starts from flip-flops).
+        # item selection in W2 starts from flip-flops).
         w1_valid = Signal()
         w1_word = Signal(width)
         w1_items = Signal(items)
@@ -185,8 +185,8 @@ class SpikeEncoder(wiring.Component):
         w1_tag = Signal(tag_shape)
 
         # Stage W2: the slice being encoded. `sel`/`hot`/`masks` hold the items of the beat on
-        # offer now, `rest` the items still to come after it, `more` = rest.any() (registered, so
-        # the handshake never waits on the find-first-set logic).
+        # offer now, `rest` the items still to come after it, `more` = rest.any() and `offer` =
+        # o.valid (registered, so the handshake never waits on the item selection).
         offer = Signal()                         # o.valid, registered
         sel = Signal(count)                      # slot s holds an item
         hot = Signal(data.ArrayLayout(unsigned(span), count))  # one-hot item of each slot

@@ -75,7 +75,8 @@ class SpikeEngine(wiring.Component):
         Initial bias, ``c_out`` values.
     ram_style : {"distributed", "block"}
         Weight and frame memories: block RAM (default) or LUT RAM (on ECP5 the EBR
-        clock-to-output delay, 5.5 ns, caps Fmax near 140 MHz; LUT RAM measured worse).
+        clock-to-output delay, 5.83 ns without its output register, which Yosys does not use,
+        caps Fmax near 140 MHz; LUT RAM measured worse: see docs/engine.md).
 
     Members
     -------

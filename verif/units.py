@@ -72,7 +72,7 @@ UNITS = {unit.name: unit for unit in [
         defaults={"kind": "conv", "c_in": 12, "c_out": 20, "lanes": 8, "in_height": 5,
                   "in_width": 6, "kernel": 3, "stride": 2, "padding": 1, "input_bits": 2,
                   "input_signed": False, "weight_bits": 6, "bias_bits": 12, "acc_bits": 12,
-                  "word_width": 8},
+                  "word_width": 8, "ram_style": "block"},
         stimulus={"tokens": 40, "frames": 3, "rate": 0.6, "in_idle": 0.2, "out_stall": 0.3,
                   "load_idle": 0.2},
     ),
