@@ -33,6 +33,7 @@ __all__ = ["SynthResult", "SynthesisError", "DoesNotFit", "synthesize", "tool_ve
 # A unit whose synthesized flip-flops fall below this share of its RTL register bits has probably
 # lost logic to optimization: the result is flagged, not trusted.
 PLAUSIBLE_FF_SHARE = 0.5
+# Seconds one tool run may take; SPIKEFORGE_TOOL_TIMEOUT overrides (a table run on a slow machine).
 TOOL_TIMEOUT = 3600
 
 
@@ -111,8 +112,12 @@ def _tool(name):
 
 def _run(argv, cwd, log, what):
     """Run a tool in ``cwd`` (the WebAssembly tools see only that folder), raise on failure."""
-    completed = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, timeout=TOOL_TIMEOUT)
+    timeout = int(os.environ.get("SPIKEFORGE_TOOL_TIMEOUT", TOOL_TIMEOUT))
+    try:
+        completed = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SynthesisError(f"{what} did not finish within {timeout} s") from None
     (cwd / f"{log}.out").write_text(completed.stdout)
     if completed.returncode:
         text = completed.stdout
