@@ -5,14 +5,13 @@ import random
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.sim import Simulator
 
 from spikeforge.golden.conv import saturate
 from spikeforge.hdl.accumulators import SpikeAccumulator, group_bits
 from spikeforge.hdl.engine import SpikeEngine
 from spikeforge.verif import engine_model as em
 from spikeforge.verif.runner import simulate
-from spikeforge.verif.sim_streams import put_stream, get_stream, run_bounded
+from spikeforge.verif.sim_streams import put_stream, get_stream, run_testbenches
 
 
 # --- the adder array on its own
@@ -93,12 +92,8 @@ def test_adder_array(lanes, channels, planes, signed_input):
                 token += [int(beat.data[j]) for j in range(lanes)]
             got.append(token)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(loader)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    run_bounded(sim, max_cycles=20 * (len(ops) * groups + len(weights)) + 1000)
+    run_testbenches(dut, loader, producer, consumer,
+                    max_cycles=20 * (len(ops) * groups + len(weights)) + 1000)
     assert got == expected
 
 

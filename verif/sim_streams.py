@@ -4,7 +4,8 @@ For unit tests that run in ``amaranth.sim`` (the cocotb testbenches use :mod:`.s
 Both helpers follow the stream rules: ``valid`` and the payload hold until the transfer.
 """
 
-__all__ = ["put_stream", "get_stream", "run_bounded", "stream_through", "StreamRun"]
+__all__ = ["put_stream", "get_stream", "run_bounded", "run_testbenches", "stream_through",
+           "StreamRun"]
 
 
 class SimulationTimeout(AssertionError):
@@ -28,6 +29,18 @@ def run_bounded(sim, *, max_cycles, domain="sync"):
         if count[0] > max_cycles:
             raise SimulationTimeout(f"simulation did not finish within {max_cycles} cycles")
     return count[0]
+
+
+def run_testbenches(dut, *testbenches, max_cycles):
+    """Simulate ``dut`` (clock period 10 ns) until every testbench has finished, within
+    ``max_cycles`` (:func:`run_bounded`); returns the number of cycles run."""
+    from amaranth.sim import Simulator
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for bench in testbenches:
+        sim.add_testbench(bench)
+    return run_bounded(sim, max_cycles=max_cycles)
 
 
 async def put_stream(ctx, port, payloads, *, rng, idle=0.0, on_accept=None, stamps=None):
