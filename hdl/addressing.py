@@ -1,7 +1,8 @@
 """Window addressing for convolutions: stores one input frame of spike words and replays, for
-every output position, the words of its k×k receptive field."""
+every output position, the words of the occupied (not all-zero) taps of its k×k receptive
+field."""
 
-from amaranth.hdl import Module, Signal, Mux
+from amaranth.hdl import Module, Signal, Mux, Cat, Const
 from amaranth.lib import wiring, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,12 +20,14 @@ class WindowWalker(wiring.Component):
 
     Phase *load* takes one frame: ``height * width`` tokens in raster order, each
     ``words`` spike words (``planes`` planes of ``ceil(channels / word_width)`` words; the
-    token's ``last`` is not needed and ignored). Phase *walk* then emits, for every output
-    position ``(oy, ox)`` in raster order and every tap ``(ky, kx)`` in raster order, the
-    token's ``words`` words of input pixel ``(oy * stride - padding + ky, ox * stride - padding +
-    kx)``, or zero words where that pixel is padding, each tagged with ``tap * tag_step``; the
-    position's final word carries ``last``. Then it loads the next frame. Every address is kept
-    by running sums (constant adds), so there is no multiplier.
+    token's ``last`` is not needed and ignored), and sets one occupancy flag per pixel (any of
+    its words nonzero). Phase *walk* then emits, for every output position ``(oy, ox)`` in
+    raster order and every *occupied* tap ``(ky, kx)`` in raster order, the token's ``words``
+    words of input pixel ``(oy * stride - padding + ky, ox * stride - padding + kx)``, each
+    tagged with ``tap * tag_step``; the window's final word carries ``last``. Taps whose pixel
+    is all zero or padding are skipped without a cycle; a window with no occupied tap emits one
+    zero word with ``last``. So a window takes ``max(1, occupied taps * words)`` cycles. Then
+    it loads the next frame. Addresses are running sums plus constant tables (no multiplier).
 
     Parameters
     ----------
@@ -93,35 +96,109 @@ class WindowWalker(wiring.Component):
             with m.If(load_addr == depth - 1):
                 m.d.sync += [load_addr.eq(0), walking.eq(1)]
 
-        # --- walk phase: counters and the running sums that replace index arithmetic
+        # --- occupancy: one flag per pixel (any of its words nonzero), written as the frame loads
+        pixels = h * w
+        load_j = Signal(range(words))
+        load_px = Signal(range(pixels))
+        load_nz = Signal()                       # OR of the pixel's words so far
+        occ = Signal(pixels)
+        with m.If(self.i.valid & ~walking):
+            nz = load_nz | self.i.payload.data.any()
+            with m.If(load_j == words - 1):
+                m.d.sync += [load_j.eq(0), load_nz.eq(0), occ.bit_select(load_px, 1).eq(nz),
+                             load_px.eq(Mux(load_px == pixels - 1, 0, load_px + 1))]
+            with m.Else():
+                m.d.sync += [load_j.eq(load_j + 1), load_nz.eq(nz)]
+
+        # --- walk phase. Three windows are in flight: the current one (its counters, the tap
+        # being walked and the occupied taps after it), window `nwin` (the next one: its flags
+        # and base address, registered) and window `n` (the one after: its position, kept by
+        # running sums, from which one shifter reads its flags). No index arithmetic.
         oy = Signal(range(self.out_height))
         ox = Signal(range(self.out_width))
-        ky = Signal(range(k))
-        kx = Signal(range(k))
         j = Signal(range(words))
-        y0 = Signal(range(-p, h + s), init=-p)                  # oy * s - p
-        x0 = Signal(range(-p, w + s), init=-p)                  # ox * s - p
-        y0_addr = Signal(range(-p * row, depth + s * row), init=-p * row)
-        x0_addr = Signal(range(-p * words, row + s * words), init=-p * words)
-        # row_addr = y0_addr + ky * row, col_addr = x0_addr + kx * words, and their sum pixel,
-        # all kept as registers so that the memory address is one add (pixel + j) away.
-        row_addr = Signal(range(-p * row, depth + (s + k) * row), init=-p * row)
-        col_addr = Signal(range(-p * words, row + (s + k) * words), init=-p * words)
-        pixel = Signal(range(-p * (row + words), depth + (s + k) * (row + words)),
-                       init=-p * (row + words))
-        tag = Signal(self._tag_width)
-        iy, ix = y0 + ky, x0 + kx
-        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-        end_word = j == words - 1
-        end_tap = end_word & (kx == k - 1)
-        end_window = end_tap & (ky == k - 1)
-        end_row = end_window & (ox == self.out_width - 1)
-        end_frame = end_row & (oy == self.out_height - 1)
+        end_col = ox == self.out_width - 1
+        end_line = oy == self.out_height - 1
+
+        taps = k * k
+        low = p * w + p
+        occ_ext = Cat(Const(0, low), occ, Const(0, (p + s + k) * w + k))
+        base_shape = range(-p * (row + words), depth + s * (row + words))
+        base0 = -p * (row + words)
+
+        n_ox = Signal(range(self.out_width))
+        n_oy = Signal(range(self.out_height))
+        n_x0 = Signal(range(-p, w + s), init=-p)             # n_ox * s - p
+        n_y0 = Signal(range(-p, h + s), init=-p)             # n_oy * s - p
+        n_at = Signal(range(len(occ_ext)))                   # n_y0 * w + n_x0 + low
+        n_row_at = Signal.like(n_at)                         # n_y0 * w - p + low
+        n_base = Signal(base_shape, init=base0)              # n_y0 * row + n_x0 * words
+        n_row_base = Signal(base_shape, init=base0)          # n_y0 * row - p * words
+        x_in = Cat(*[((n_x0 + d) >= 0) & ((n_x0 + d) < w) for d in range(k)])
+        cut = occ_ext.bit_select(n_at, (k - 1) * w + k)
+        n_flags = Signal(taps)                               # occupied taps (0: padding)
+        m.d.comb += n_flags.eq(Cat(*[
+            cut[r * w:r * w + k] & x_in & (((n_y0 + r) >= 0) & ((n_y0 + r) < h)).replicate(k)
+            for r in range(k)]))
+
+        nwin = Signal(taps)
+        nwin_base = Signal(base_shape, init=base0)
+
+        # current window: base address, the tap walked (`have`: there is one; its offset and
+        # tag from constant tables) and `rest`, its occupied taps after that one
+        w_base = Signal(base_shape, init=base0)
+        have = Signal()
+        c_off = Signal(range((k - 1) * (row + words) + 1))
+        c_tag = Signal(self._tag_width)
+        rest = Signal(taps)
+        primed = Signal(range(3))
+
+        offsets = [(t // k) * row + (t % k) * words for t in range(taps)]
+        tags = [(t * self._tag_step) % (1 << self._tag_width) for t in range(taps)]
+
+        def first_tap(flags, name):
+            """Statements making the lowest tap of ``flags`` the current one."""
+            pick = Signal(taps, name=f"{name}_pick")
+            # a parallel priority select (no carry chain): tap t if no lower tap is set
+            m.d.comb += pick.eq(Cat(*[flags[t] & ~flags[:t].any() if t else flags[0]
+                                      for t in range(taps)]))
+
+            def table(values, width):     # AND-OR with the one-hot pick
+                return Cat(*[Cat(*[pick[t] & ((v >> b) & 1) for t, v in enumerate(values)])
+                             .any() for b in range(width)])
+            return [c_off.eq(table(offsets, len(c_off))),
+                    c_tag.eq(table(tags, self._tag_width)), rest.eq(flags & ~pick)]
+
+        to_next_tap = first_tap(rest, "rest")
+        to_next_window = first_tap(nwin, "nwin") + [have.eq(nwin.any()), w_base.eq(nwin_base),
+                                                    nwin.eq(n_flags), nwin_base.eq(n_base)]
+        more = rest.any()
+        end_word = (j == words - 1) | ~have
+        end_window = ~have | (end_word & ~more)
+        end_row = end_window & end_col
+        end_frame = end_row & end_line
+
+        advance = Signal()
+        with m.If(advance):
+            m.d.sync += to_next_window
+            with m.If(n_ox == self.out_width - 1):
+                m.d.sync += [n_ox.eq(0), n_x0.eq(-p)]
+                with m.If(n_oy == self.out_height - 1):
+                    m.d.sync += [n_oy.eq(0), n_y0.eq(-p), n_row_at.eq(0), n_at.eq(0),
+                                 n_row_base.eq(base0), n_base.eq(base0)]
+                with m.Else():
+                    m.d.sync += [n_oy.eq(n_oy + 1), n_y0.eq(n_y0 + s),
+                                 n_row_at.eq(n_row_at + s * w), n_at.eq(n_row_at + s * w),
+                                 n_row_base.eq(n_row_base + s * row),
+                                 n_base.eq(n_row_base + s * row)]
+            with m.Else():
+                m.d.sync += [n_ox.eq(n_ox + 1), n_x0.eq(n_x0 + s), n_at.eq(n_at + s),
+                             n_base.eq(n_base + s * words)]
 
         # Two register stages after the counters: f (the memory read in flight, with its
         # context) and the output register, which takes the memory's data as it is (no logic
-        # after the block RAM's clock-to-output delay); padding words are zeroed after it,
-        # by an AND the next unit's input logic absorbs.
+        # after the block RAM's clock-to-output delay); the closing zero word is zeroed after
+        # it, by an AND the next unit's input logic absorbs.
         f_valid = Signal()
         f_inside = Signal()
         f_last = Signal()
@@ -130,17 +207,19 @@ class WindowWalker(wiring.Component):
         o_inside = Signal()
         o_data = Signal(self._word_width, reset_less=True)
         emit = f_valid & (~o_valid | self.o.ready)
-        issue = walking & (~f_valid | emit)
-        m.d.comb += [self.o.valid.eq(o_valid),
+        issue = walking & (primed == 2) & (~f_valid | emit)
+        addr = Signal(base_shape)
+        m.d.comb += [addr.eq(w_base + c_off + j),
+                     self.o.valid.eq(o_valid),
                      self.o.payload.data.eq(o_data & o_inside.replicate(self._word_width))]
         if distributed:
             # LUT RAM: register the address at issue, read during stage f
             f_addr = Signal.like(read.addr)
             m.d.comb += read.addr.eq(f_addr)
             with m.If(issue):
-                m.d.sync += f_addr.eq(pixel + j)
+                m.d.sync += f_addr.eq(addr)
         else:
-            m.d.comb += [read.addr.eq(pixel + j), read.en.eq(issue)]
+            m.d.comb += [read.addr.eq(addr), read.en.eq(issue)]
         with m.If(emit):
             m.d.sync += [o_valid.eq(1), o_data.eq(read.data), o_inside.eq(f_inside),
                          self.o.payload.last.eq(f_last),
@@ -148,32 +227,27 @@ class WindowWalker(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += o_valid.eq(0)
 
-        next_row = Signal.like(row_addr)
-        next_col = Signal.like(col_addr)
-        m.d.comb += [next_row.eq(row_addr), next_col.eq(col_addr)]
+        # A frame's walk starts with two priming steps (windows 0 and 1 into the pipeline).
+        with m.If(walking & (primed != 2)):
+            m.d.sync += primed.eq(primed + 1)
+            m.d.comb += advance.eq(1)
         with m.If(issue):
-            m.d.sync += [f_valid.eq(1), f_inside.eq(inside), f_last.eq(end_window),
-                         f_tag.eq(tag)]
+            m.d.sync += [f_valid.eq(1), f_inside.eq(have), f_last.eq(end_window),
+                         f_tag.eq(c_tag)]
             m.d.sync += j.eq(Mux(end_word, 0, j + 1))
-            with m.If(end_word):
-                m.d.sync += [kx.eq(kx + 1), tag.eq(tag + self._tag_step)]
-                m.d.comb += next_col.eq(col_addr + words)
-            with m.If(end_tap):
-                m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
-                m.d.comb += [next_col.eq(x0_addr), next_row.eq(row_addr + row)]
+            with m.If(end_word & more):
+                m.d.sync += to_next_tap
+            with m.If(end_window & ~end_frame):
+                m.d.comb += advance.eq(1)
             with m.If(end_window):
-                m.d.sync += [ky.eq(0), tag.eq(0),
-                             ox.eq(ox + 1), x0.eq(x0 + s), x0_addr.eq(x0_addr + s * words)]
-                m.d.comb += [next_col.eq(x0_addr + s * words), next_row.eq(y0_addr)]
+                m.d.sync += ox.eq(ox + 1)
             with m.If(end_row):
-                m.d.sync += [ox.eq(0), x0.eq(-p), x0_addr.eq(-p * words),
-                             oy.eq(oy + 1), y0.eq(y0 + s), y0_addr.eq(y0_addr + s * row)]
-                m.d.comb += [next_col.eq(-p * words), next_row.eq(y0_addr + s * row)]
+                m.d.sync += [ox.eq(0), oy.eq(oy + 1)]
             with m.If(end_frame):
-                m.d.sync += [oy.eq(0), y0.eq(-p), y0_addr.eq(-p * row), walking.eq(0)]
-                m.d.comb += next_row.eq(-p * row)
-            m.d.sync += [row_addr.eq(next_row), col_addr.eq(next_col),
-                         pixel.eq(next_row + next_col)]
+                # the next frame starts from window 0 again
+                m.d.sync += [oy.eq(0), walking.eq(0), primed.eq(0),
+                             n_ox.eq(0), n_oy.eq(0), n_x0.eq(-p), n_y0.eq(-p), n_at.eq(0),
+                             n_row_at.eq(0), n_base.eq(base0), n_row_base.eq(base0)]
         with m.Elif(emit):
             m.d.sync += f_valid.eq(0)
         return m
