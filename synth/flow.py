@@ -133,6 +133,7 @@ def _run(argv, cwd, log, what):
 def _overflows(text):
     return any(marker in text for marker in (
         "Unable to place cell", "unable to place", "Failed to place", "too many",
+        "Failed to expand region",
         "Design utilisation exceeds", "exceeds device", "No BEL"))
 
 
