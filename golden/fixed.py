@@ -8,23 +8,28 @@ alone).
 
 import numpy as np
 
-__all__ = ["signed_range", "unsigned_range", "saturate", "saturate_unsigned"]
+__all__ = ["check_bits", "signed_range", "unsigned_range", "saturate", "saturate_unsigned"]
 
 
-def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
-        raise ValueError(f"bits must be a positive integer, not {bits!r}")
+def check_bits(bits, *, maximum=None):
+    """Refuse a width ``bits`` that is not an integer in ``[1, maximum]`` (no upper limit when
+    ``maximum`` is ``None``), naming it; return it."""
+    if (isinstance(bits, bool) or not isinstance(bits, int) or bits < 1
+            or (maximum is not None and bits > maximum)):
+        span = "a positive integer" if maximum is None else f"an integer in [1, {maximum}]"
+        raise ValueError(f"bits must be {span}, not {bits!r}")
+    return bits
 
 
 def signed_range(bits):
     """``(lo, hi)`` of a ``bits``-bit two's-complement integer."""
-    _check_bits(bits)
+    check_bits(bits)
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 def unsigned_range(bits):
     """``(0, 2**bits - 1)``."""
-    _check_bits(bits)
+    check_bits(bits)
     return 0, (1 << bits) - 1
 
 

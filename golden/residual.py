@@ -15,7 +15,7 @@ scale and the sum fits ``bits`` (the test checks it); otherwise they clamp, neve
 
 import torch
 
-from .fixed import saturate, saturate_unsigned
+from .fixed import check_bits, saturate, saturate_unsigned
 
 __all__ = ["MODES", "membrane_add_float", "membrane_add_int", "sew_add_float", "sew_add_int",
            "residual_add_int", "saturate_unsigned"]
@@ -23,9 +23,8 @@ __all__ = ["MODES", "membrane_add_float", "membrane_add_int", "sew_add_float", "
 MODES = ("membrane", "sew")
 
 
-def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 62:
-        raise ValueError(f"bits must be an integer in [1, 62], not {bits!r}")
+# Sums are formed in int64: one carry bit above ``bits`` must still fit.
+MAX_BITS = 62
 
 
 def _check_int(name, x):
@@ -41,7 +40,7 @@ def membrane_add_float(residual, branch):
 
 def membrane_add_int(residual, branch, *, bits):
     """Membrane shortcut on integers: ``sat_signed(residual + branch, bits)`` (int64)."""
-    _check_bits(bits)
+    check_bits(bits, maximum=MAX_BITS)
     return saturate(_check_int("residual", residual) + _check_int("branch", branch), bits)
 
 
@@ -52,7 +51,7 @@ def sew_add_float(a, b):
 
 def sew_add_int(a, b, *, bits):
     """SEW add on non-negative integers: ``sat_unsigned(a + b, bits)`` (int64)."""
-    _check_bits(bits)
+    check_bits(bits, maximum=MAX_BITS)
     a, b = _check_int("a", a), _check_int("b", b)
     if bool((a < 0).any()) or bool((b < 0).any()):
         raise ValueError("SEW inputs must be non-negative spike counts")
