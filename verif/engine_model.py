@@ -177,7 +177,7 @@ def run_amaranth(engine, x, weights, bias, *, rng, idle=0.0, stall=0.0, load=Tru
     """
     from amaranth.sim import Simulator
     from spikeforge.hdl.engine import load_beats
-    from spikeforge.verif.sim_streams import put_stream, get_stream, run_bounded
+    from spikeforge.verif.sim_streams import put_stream, get_stream, run_bounded, fork_rng
 
     words = input_words(engine, x)
     tokens = (x.shape[0] if engine.kind == "linear"
@@ -187,13 +187,14 @@ def run_amaranth(engine, x, weights, bias, *, rng, idle=0.0, stall=0.0, load=Tru
     load_layout = engine.load.payload.shape()
     state = {"loaded": not load, "start": None, "cycle": 0, "end": None}
     beats = []
+    load_rng, spikes_rng, out_rng = fork_rng(rng, 3)
 
     async def loader(ctx):
         if load:
             await put_stream(ctx, engine.load,
                              [load_layout.const(b) for b in load_beats(engine, weights.tolist(),
                                                                        bias.tolist())],
-                             rng=rng, idle=idle)
+                             rng=load_rng, idle=idle)
             await ctx.tick()
             state["loaded"] = True
 
@@ -203,10 +204,10 @@ def run_amaranth(engine, x, weights, bias, *, rng, idle=0.0, stall=0.0, load=Tru
         state["start"] = state["cycle"]
         await put_stream(ctx, engine.spikes,
                          [in_layout.const({"data": w, "last": l}) for w, l in words],
-                         rng=rng, idle=idle)
+                         rng=spikes_rng, idle=idle)
 
     async def consumer(ctx):
-        for beat in await get_stream(ctx, engine.o, n_beats, rng=rng, stall=stall):
+        for beat in await get_stream(ctx, engine.o, n_beats, rng=out_rng, stall=stall):
             beats.append((tuple(int(beat.data[j]) for j in range(engine.lanes)),
                           int(beat.group), bool(beat.first), bool(beat.last)))
         state["end"] = state["cycle"]

@@ -4,8 +4,20 @@ For unit tests that run in ``amaranth.sim`` (the cocotb testbenches use :mod:`.s
 Both helpers follow the stream rules: ``valid`` and the payload hold until the transfer.
 """
 
+import random
+
 __all__ = ["put_stream", "get_stream", "run_bounded", "run_testbenches", "stream_through",
-           "StreamRun"]
+           "StreamRun", "fork_rng"]
+
+
+def fork_rng(rng, count):
+    """``count`` independent generators seeded from ``rng``, one per concurrent testbench.
+
+    The order in which the simulator resumes testbenches within one cycle is not fixed across
+    processes, so testbenches that share one generator draw in a varying order and the same seed
+    gives different stimuli from run to run. Forking before the simulation starts makes every
+    testbench's draws depend only on the seed."""
+    return [random.Random(rng.getrandbits(64)) for _ in range(count)]
 
 
 class SimulationTimeout(AssertionError):
@@ -120,17 +132,18 @@ def stream_through(dut, *, feeds, drain, count, rng, idle=0.0, stall=0.0, max_cy
     from amaranth.sim import Simulator
 
     run = StreamRun(feeds)
+    *feed_rngs, drain_rng = fork_rng(rng, len(feeds) + 1)
 
     def feeder(index, port, payloads):
         async def bench(ctx):
             if setup is not None and index == 0:
                 await setup(ctx)
-            await put_stream(ctx, port, payloads, rng=rng, idle=idle,
+            await put_stream(ctx, port, payloads, rng=feed_rngs[index], idle=idle,
                              stamps=run.accepted[index])
         return bench
 
     async def drainer(ctx):
-        run.payloads.extend(await get_stream(ctx, drain, count, rng=rng, stall=stall,
+        run.payloads.extend(await get_stream(ctx, drain, count, rng=drain_rng, stall=stall,
                                              stamps=run.delivered))
 
     sim = Simulator(dut)
