@@ -10,6 +10,8 @@ import time
 import torch
 from torch import nn
 
+from spikeforge.progress import progress_bar
+
 from .data import load_digits
 from .models import build_model, neuron_layers
 
@@ -88,7 +90,7 @@ def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"
     threads : int
         ``torch.set_num_threads``.
     progress : bool
-        Show a tqdm bar (per batch) on stderr.
+        Show a progress bar (per batch) on stderr when it is a terminal.
     on_epoch : callable or None
         ``on_epoch(epoch, mean_loss, model)`` after every epoch (the model is in train mode).
 
@@ -114,10 +116,7 @@ def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, desc="train", unit="batch", leave=False)
+    bar = progress_bar(total=total, show=progress, desc="train", unit="batch", leave=False)
     losses = []
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -134,14 +133,12 @@ def train(config, *, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"
             optimizer.step()
             schedule.step()
             running += loss.detach().item() * len(idx)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.detach().item():.3f}")
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.detach().item():.3f}")
         losses.append(running / len(train_split))
         if on_epoch is not None:
             on_epoch(epoch, losses[-1], model)
-    if bar is not None:
-        bar.close()
+    bar.close()
     seconds = time.perf_counter() - start
     model.eval()
     return TrainResult(model, evaluate(model, train_split), evaluate(model, test_split), seconds,

@@ -53,3 +53,12 @@ def test_sim_json():
     assert {"unit", "simulator", "checked", "mismatches", "cycles", "seconds"} <= set(figures)
     assert figures["unit"] == "packer" and figures["mismatches"] == 0
     assert figures["checked"] == 120 and figures["cycles"] > 0
+
+
+def test_progress_bar_only_on_a_terminal(capsys):
+    from spikeforge.progress import progress_bar
+
+    assert list(progress_bar(range(3))) == [0, 1, 2]
+    assert progress_bar(range(3)).disable      # stderr is captured here, not a terminal
+    assert progress_bar(range(3), show=False).disable
+    assert capsys.readouterr().err == ""

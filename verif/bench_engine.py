@@ -12,6 +12,7 @@ import random
 import click
 
 from spikeforge.commands.common import json_option, emit
+from spikeforge.progress import progress_bar
 
 __all__ = ["command", "sweep"]
 
@@ -30,7 +31,6 @@ def layers(*, channels, lanes, tokens, size):
 
 def sweep(*, rates=RATES, channels=64, lanes=16, tokens=64, size=6, seed=1, progress=True):
     """Run every (layer, rate) point; return the list of point dicts."""
-    from tqdm import tqdm
     from spikeforge.hdl.engine import SpikeEngine
     from spikeforge.verif import engine_model as em
 
@@ -38,7 +38,7 @@ def sweep(*, rates=RATES, channels=64, lanes=16, tokens=64, size=6, seed=1, prog
     points = []
     todo = [(layer, rate) for layer in layers(channels=channels, lanes=lanes, tokens=tokens,
                                               size=size) for rate in rates]
-    for (name, params, count), rate in tqdm(todo, desc="bench engine", unit="point",
+    for (name, params, count), rate in progress_bar(todo, desc="bench engine", unit="point",
                                             disable=not progress):
         shape = em.engine_config(**params)
         weights, bias = em.random_weights(rng, shape), em.random_bias(rng, shape)

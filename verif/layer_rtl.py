@@ -17,6 +17,7 @@ import numpy as np
 
 from spikeforge.golden.energy import E_AC_PJ, E_MAC_PJ, Counter
 from spikeforge.golden.integer_model import run_program
+from spikeforge.progress import progress_bar
 from spikeforge.verif import engine_model as em
 
 __all__ = ["LayerTrace", "LayerRun", "engine_params", "run_layer", "inference_report",
@@ -128,8 +129,8 @@ def inference_report(model, image, *, lanes, patterns="*", rtl=True, progress=Fa
     program = {layer["name"]: layer for layer in model.layers}
     runs = {}
     if rtl:
-        from tqdm import tqdm
-        bar = tqdm(chosen, desc="layers on RTL", unit="layer", leave=False, disable=not progress)
+        bar = progress_bar(chosen, show=progress, desc="layers on RTL", unit="layer",
+                           leave=False)
         for name in bar:
             bar.set_postfix_str(name)
             runs[name] = run_layer(program[name], model.arrays, trace.inputs[name], lanes=lanes)

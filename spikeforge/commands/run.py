@@ -6,6 +6,7 @@ import os
 import click
 
 from ..errors import UserError, as_user_error
+from ..progress import progress_bar
 from .common import echo_table, emit, json_option
 
 
@@ -55,16 +56,10 @@ def command(backend, model_path, samples, no_progress, as_json):
                    energy_uj_ann=None, layers=[])
     else:
         counter = Counter()
-        bar = None
-        if not no_progress and not as_json:
-            from tqdm import tqdm
-            bar = tqdm(total=len(test), desc=f"run {backend}", unit="sample", leave=False)
-        try:
+        with progress_bar(total=len(test), show=not (no_progress or as_json),
+                          desc=f"run {backend}", unit="sample", leave=False) as bar:
             out["accuracy"] = evaluate(model, test, backend=backend, counter=counter,
-                                       progress=bar.update if bar else None)
-        finally:
-            if bar is not None:
-                bar.close()
+                                       progress=bar.update)
         summary = counter.summary(ann_macs=ann_macs(model.float_model()))
         out.update({key: summary[key] for key in (
             "sops_per_inference", "macs_per_inference", "firing_rates", "energy_uj_snn",

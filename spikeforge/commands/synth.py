@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..errors import UserError, as_user_error
+from ..progress import progress_bar
 from .common import json_option, param_option, parse_params, emit
 
 DEVICE_NAMES = ("ecp5-25k", "ecp5-45k", "ecp5-85k", "ice40-up5k")
@@ -113,14 +114,13 @@ def unit_command(unit, device, params, freq, seed, no_cache, as_json):
 @json_option
 def table_command(output, devices, units, no_cache, as_json):
     """Regenerate the resource table of every unit at its default parameters."""
-    from tqdm import tqdm
     from spikeforge.verif.toolchain import PROJECT_ROOT
     from spikeforge.verif.units import UNITS, get_unit
     from spikeforge.synth.table import TABLE_DEVICES, measure_units, render, describe
     with as_user_error():
         units = [get_unit(name).name for name in units] or list(UNITS)
     devices = list(devices) or list(TABLE_DEVICES)
-    bar = tqdm(total=len(units) * len(devices), disable=as_json, unit="run", file=sys.stderr)
+    bar = progress_bar(total=len(units) * len(devices), show=not as_json, unit="run")
 
     def step(unit, device):
         bar.set_postfix_str(f"{unit} on {device}")
@@ -212,14 +212,13 @@ def board_command(board, plan_only, seed, as_json):
 @json_option
 def sweep_command(unit, over, device, params, freq, seed, as_json):
     """Synthesize UNIT over the values of one parameter (how LUT/FF/Fmax scale)."""
-    from tqdm import tqdm
     name, sep, values = over.partition("=")
     if not sep or not values:
         raise click.UsageError(f"--over wants NAME=V1,V2,…, not {over!r}")
     values = [parse_params([f"{name}={text}"])[name] for text in values.split(",")]
     fixed = parse_params(params)
     rows = []
-    for value in tqdm(values, disable=as_json, unit="run", file=sys.stderr):
+    for value in progress_bar(values, show=not as_json, unit="run"):
         result = _synthesize(unit, device, {**fixed, name: value}, freq, seed, True, None)
         rows.append({name: value, **_figures(result)})
     if as_json:
