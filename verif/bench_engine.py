@@ -38,8 +38,8 @@ def sweep(*, rates=RATES, channels=64, lanes=16, tokens=64, size=6, seed=1, prog
     points = []
     todo = [(layer, rate) for layer in layers(channels=channels, lanes=lanes, tokens=tokens,
                                               size=size) for rate in rates]
-    for (name, params, count), rate in progress_bar(todo, desc="bench engine", unit="point",
-                                            disable=not progress):
+    for (name, params, count), rate in progress_bar(todo, show=progress, desc="bench engine",
+                                                    unit="point"):
         shape = em.engine_config(**params)
         weights, bias = em.random_weights(rng, shape), em.random_bias(rng, shape)
         x = em.random_input(rng, shape, count, rate)
