@@ -10,7 +10,7 @@ never from what the test merely meant to send.
 from collections import deque
 
 import cocotb
-from cocotb.triggers import RisingEdge, ReadOnly, Event
+from cocotb.triggers import RisingEdge, ReadOnly, Event, First
 
 __all__ = ["StreamSource", "StreamSink"]
 
@@ -28,9 +28,13 @@ class StreamSource:
     Once ``valid`` is raised, it and the payload hold until the transfer (the stream rules).
     ``accepted`` lists the payloads (as ints) in the order the DUT took them; ``on_accept`` is
     called with each as it transfers (the input monitor that feeds a scoreboard's model).
+
+    A DUT that holds ``ready`` low for ``stall_limit`` cycles in a row while a beat waits is
+    taken as hung: :meth:`wait_drained` then raises instead of waiting for ever.
     """
 
-    def __init__(self, dut, name, clk, *, rng, idle=0.0, on_accept=None):
+    def __init__(self, dut, name, clk, *, rng, idle=0.0, on_accept=None, stall_limit=100_000):
+        self._name = name
         self._port = _Port(dut, name)
         self._clk = clk
         self._rng = rng
@@ -39,6 +43,8 @@ class StreamSource:
         self.accepted = []
         self.on_accept = on_accept
         self._drained = Event()
+        self._stall_limit = stall_limit
+        self._stuck = Event()
         self._port.valid.value = 0
         cocotb.start_soon(self._run())
 
@@ -47,13 +53,21 @@ class StreamSource:
         self._drained.clear()
 
     async def wait_drained(self):
+        """Wait until every queued beat has transferred; raise if the DUT hung (see above)."""
         if self._queue:
-            await self._drained.wait()
+            await First(self._drained.wait(), self._stuck.wait())
+        if self._stuck.is_set():
+            raise AssertionError(f"{self._name}: the DUT took no beat for {self._stall_limit} "
+                                 f"cycles ({len(self._queue)} beats still queued)")
 
     async def _run(self):
         presenting = transfer = False
+        waited = 0
         while True:
             await RisingEdge(self._clk)
+            waited = waited + 1 if presenting and not transfer else 0
+            if waited >= self._stall_limit:
+                self._stuck.set()
             if transfer:
                 beat = self._queue.popleft()
                 self.accepted.append(beat)
