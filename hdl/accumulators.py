@@ -1,12 +1,15 @@
 """The adder array of the spike-accumulate engine: P lanes that add one weight row per cycle into
 a ping-pong partial-sum memory, and drain finished tokens as lane beats."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Signal, Const, Cat, Mux, signed, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arith import saturate_signed
+from .bram import RegisteredReadMemory
 from .layouts import lane_beat
 from .params import check_int, check_choice
 
@@ -16,7 +19,8 @@ __all__ = ["SpikeAccumulator", "accumulate_op", "weight_load", "group_bits",
 # Weight memory: "distributed" (LUT RAM, read asynchronously from a registered address; its
 # multiplexer tree and address fan-out grow with the depth) or "block" (EBR; denser, but its
 # clock-to-output delay alone is 5.83 ns on ECP5 speed 6, since Yosys does not use the EBR's
-# output register, so it caps Fmax near 140 MHz).
+# output register, so it caps Fmax near 140 MHz; on ECP5 the engine therefore builds it as a
+# :class:`~.bram.RegisteredReadMemory`, whose output register is the EBR's own).
 RAM_STYLES = ("distributed", "block")
 
 
@@ -152,18 +156,28 @@ class SpikeAccumulator(wiring.Component):
 
         depth = self._rows << gbits
         init = [self._weights.get(a, [0] * lanes) for a in range(depth)]
+        row_shape = data.ArrayLayout(signed(self._weight_bits), lanes)
+        distributed = self._ram_style == "distributed"
         # (the attribute keeps Yosys from merging the stage-2 register into a block RAM port)
-        m.submodules.weights = weights = Memory(
-            shape=data.ArrayLayout(signed(self._weight_bits), lanes), depth=depth, init=init,
-            attrs={"ram_style": self._ram_style})
+        attrs = {"ram_style": self._ram_style}
+        if distributed:
+            m.submodules.weights = weights = Memory(shape=row_shape, depth=depth, init=init,
+                                                    attrs=attrs)
+            w_read = weights.read_port(domain="comb")
+            w_load = weights.write_port()
+            w_read_addr = w_read.addr
+        else:
+            # block RAM: the read and the stage-1 register `s2_row` in one component (on ECP5
+            # the register is the EBR's output register)
+            m.submodules.weights = weights = RegisteredReadMemory(
+                shape=row_shape, depth=depth, init=init, attrs=attrs)
+            w_load = SimpleNamespace(addr=weights.w_addr, data=weights.w_data, en=weights.w_en)
+            w_read_addr = weights.r_addr
         m.submodules.bias = bias = Memory(
             shape=data.ArrayLayout(signed(self._bias_bits), lanes), depth=groups,
             init=self._bias or [])
         m.submodules.psum = psum = Memory(
             shape=data.ArrayLayout(signed(self._sum_bits), lanes), depth=2 << gbits, init=[])
-        distributed = self._ram_style == "distributed"
-        w_read = weights.read_port(domain="comb" if distributed else "sync")
-        w_load = weights.write_port()
         b_load = bias.write_port()
         b_acc = bias.read_port(domain="comb")
         b_drain = bias.read_port(domain="comb")
@@ -210,13 +224,13 @@ class SpikeAccumulator(wiring.Component):
         m.d.comb += self.ops.ready.eq(room & final)
         s1 = Signal(data.StructLayout({
             "c": control, "mask": unsigned(lanes), "plane": op.plane.shape(),
-            "addr": w_read.addr.shape(),
+            "addr": w_read_addr.shape(),
         }))
         if distributed:
             # LUT RAM: the address is registered at issue and read during stage 1
-            m.d.comb += w_read.addr.eq(s1.addr)
+            m.d.comb += w_read_addr.eq(s1.addr)
         else:
-            m.d.comb += [w_read.addr.eq(address(group, op.row)), w_read.en.eq(issue)]
+            m.d.comb += [w_read_addr.eq(address(group, op.row)), weights.r_en.eq(issue)]
         m.d.sync += s1.c.valid.eq(issue)
         with m.If(issue):
             m.d.sync += [
@@ -237,9 +251,12 @@ class SpikeAccumulator(wiring.Component):
         s2 = Signal(data.StructLayout({
             "c": control, "mask": unsigned(lanes), "plane": op.plane.shape(),
         }))
-        s2_row = Signal(data.ArrayLayout(signed(self._weight_bits), lanes), reset_less=True)
-        m.d.sync += [*follow(s2.c, s1.c), s2.mask.eq(s1.mask), s2.plane.eq(s1.plane),
-                     s2_row.eq(w_read.data)]
+        s2_row = Signal(row_shape, reset_less=True)
+        m.d.sync += [*follow(s2.c, s1.c), s2.mask.eq(s1.mask), s2.plane.eq(s1.plane)]
+        if distributed:
+            m.d.sync += s2_row.eq(w_read.data)
+        else:
+            m.d.comb += s2_row.eq(weights.r_data)      # o_en stays 1: loads every cycle
 
         # --- stage 2: shape the row into the addend (lane mask, shift, sign)
         s3 = Signal(data.StructLayout({

@@ -2,7 +2,9 @@
 every output position, the words of the occupied (not all-zero) taps of its k×k receptive
 field."""
 
-from amaranth.hdl import Module, Signal, Mux, Cat, Const
+from types import SimpleNamespace
+
+from amaranth.hdl import Array, Module, Signal, Mux, Cat, Const
 from amaranth.lib import wiring, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,6 +13,7 @@ from .encoder import encoder_input
 from .layouts import spike_word
 from .params import check_int, check_choice
 from .accumulators import RAM_STYLES
+from .bram import RegisteredReadMemory
 
 __all__ = ["WindowWalker"]
 
@@ -76,11 +79,19 @@ class WindowWalker(wiring.Component):
         words = self._words
         row = w * words                          # words per input row
         depth = h * row
-        m.submodules.frame = frame = Memory(shape=self._word_width, depth=depth, init=[],
-                                            attrs={"ram_style": self._ram_style})
-        write = frame.write_port()
         distributed = self._ram_style == "distributed"
-        read = frame.read_port(domain="comb" if distributed else "sync")
+        attrs = {"ram_style": self._ram_style}
+        if distributed:
+            m.submodules.frame = frame = Memory(shape=self._word_width, depth=depth, init=[],
+                                                attrs=attrs)
+            write = frame.write_port()
+            read = frame.read_port(domain="comb")
+        else:
+            # block RAM: the read and the output register `o_data` in one component (on ECP5
+            # the register is the EBR's output register)
+            m.submodules.frame = frame = RegisteredReadMemory(shape=self._word_width,
+                                                              depth=depth, attrs=attrs)
+            write = SimpleNamespace(addr=frame.w_addr, data=frame.w_data, en=frame.w_en)
 
         walking = Signal()
         # --- load phase: write the frame in arrival order
@@ -128,17 +139,27 @@ class WindowWalker(wiring.Component):
 
         n_ox = Signal(range(self.out_width))
         n_oy = Signal(range(self.out_height))
-        n_x0 = Signal(range(-p, w + s), init=-p)             # n_ox * s - p
-        n_y0 = Signal(range(-p, h + s), init=-p)             # n_oy * s - p
-        n_at = Signal(range(len(occ_ext)))                   # n_y0 * w + n_x0 + low
-        n_row_at = Signal.like(n_at)                         # n_y0 * w - p + low
-        n_base = Signal(base_shape, init=base0)              # n_y0 * row + n_x0 * words
-        n_row_base = Signal(base_shape, init=base0)          # n_y0 * row - p * words
-        x_in = Cat(*[((n_x0 + d) >= 0) & ((n_x0 + d) < w) for d in range(k)])
+        # (below, x0 = n_ox * s - p and y0 = n_oy * s - p: the window's top left input pixel)
+        n_at = Signal(range(len(occ_ext)))                   # y0 * w + x0 + low
+        n_row_at = Signal.like(n_at)                         # y0 * w - p + low
+        n_base = Signal(base_shape, init=base0)              # y0 * row + x0 * words
+        n_row_base = Signal(base_shape, init=base0)          # y0 * row - p * words
+
+        def inside(first, size):
+            """Mask of the offsets d < k with ``first + d`` in ``[0, size)``."""
+            return Const(sum(1 << d for d in range(k) if 0 <= first + d < size), k)
+        # which columns and rows of window n are inside the frame: constant tables indexed by
+        # its position (no comparator between the counters and the flags)
+        x_in = Signal(k)
+        y_in = Signal(k)
+        m.d.comb += [
+            x_in.eq(Array(inside(x * s - p, w) for x in range(self.out_width))[n_ox]),
+            y_in.eq(Array(inside(y * s - p, h) for y in range(self.out_height))[n_oy]),
+        ]
         cut = occ_ext.bit_select(n_at, (k - 1) * w + k)
         n_flags = Signal(taps)                               # occupied taps (0: padding)
         m.d.comb += n_flags.eq(Cat(*[
-            cut[r * w:r * w + k] & x_in & (((n_y0 + r) >= 0) & ((n_y0 + r) < h)).replicate(k)
+            cut[r * w:r * w + k] & x_in & y_in[r].replicate(k)
             for r in range(k)]))
 
         nwin = Signal(taps)
@@ -182,49 +203,70 @@ class WindowWalker(wiring.Component):
         with m.If(advance):
             m.d.sync += to_next_window
             with m.If(n_ox == self.out_width - 1):
-                m.d.sync += [n_ox.eq(0), n_x0.eq(-p)]
+                m.d.sync += n_ox.eq(0)
                 with m.If(n_oy == self.out_height - 1):
-                    m.d.sync += [n_oy.eq(0), n_y0.eq(-p), n_row_at.eq(0), n_at.eq(0),
+                    m.d.sync += [n_oy.eq(0), n_row_at.eq(0), n_at.eq(0),
                                  n_row_base.eq(base0), n_base.eq(base0)]
                 with m.Else():
-                    m.d.sync += [n_oy.eq(n_oy + 1), n_y0.eq(n_y0 + s),
+                    m.d.sync += [n_oy.eq(n_oy + 1),
                                  n_row_at.eq(n_row_at + s * w), n_at.eq(n_row_at + s * w),
                                  n_row_base.eq(n_row_base + s * row),
                                  n_base.eq(n_row_base + s * row)]
             with m.Else():
-                m.d.sync += [n_ox.eq(n_ox + 1), n_x0.eq(n_x0 + s), n_at.eq(n_at + s),
+                m.d.sync += [n_ox.eq(n_ox + 1), n_at.eq(n_at + s),
                              n_base.eq(n_base + s * words)]
 
         # Two register stages after the counters: f (the memory read in flight, with its
         # context) and the output register, which takes the memory's data as it is (no logic
         # after the block RAM's clock-to-output delay); the closing zero word is zeroed after
-        # it, by an AND the next unit's input logic absorbs.
+        # it, by an AND the next unit's input logic absorbs. Then a skid register `k`: it takes
+        # the output word when the next unit does not, so the pipeline advances on registered
+        # state only (`o.ready`, combinational in the next unit, reaches no counter).
         f_valid = Signal()
         f_inside = Signal()
         f_last = Signal()
         f_tag = Signal(self._tag_width)
         o_valid = Signal()
         o_inside = Signal()
-        o_data = Signal(self._word_width, reset_less=True)
-        emit = f_valid & (~o_valid | self.o.ready)
+        o_last = Signal()
+        o_tag = Signal(self._tag_width)
+        if distributed:
+            o_data = Signal(self._word_width, reset_less=True)
+        else:
+            o_data = frame.r_data
+        k_valid = Signal()
+        k_data = Signal(self._word_width, reset_less=True)
+        k_last = Signal(reset_less=True)
+        k_tag = Signal(self._tag_width, reset_less=True)
+        o_word = o_data & o_inside.replicate(self._word_width)
+        emit = f_valid & (~o_valid | ~k_valid)
         issue = walking & (primed == 2) & (~f_valid | emit)
         addr = Signal(base_shape)
         m.d.comb += [addr.eq(w_base + c_off + j),
-                     self.o.valid.eq(o_valid),
-                     self.o.payload.data.eq(o_data & o_inside.replicate(self._word_width))]
+                     self.o.valid.eq(o_valid | k_valid),
+                     self.o.payload.data.eq(Mux(k_valid, k_data, o_word)),
+                     self.o.payload.last.eq(Mux(k_valid, k_last, o_last)),
+                     self.o.payload.tag.eq(Mux(k_valid, k_tag, o_tag))]
+        with m.If(k_valid):
+            with m.If(self.o.ready):
+                m.d.sync += k_valid.eq(0)
+        with m.Elif(o_valid & ~self.o.ready):
+            m.d.sync += [k_valid.eq(1), k_data.eq(o_word), k_last.eq(o_last), k_tag.eq(o_tag)]
         if distributed:
             # LUT RAM: register the address at issue, read during stage f
             f_addr = Signal.like(read.addr)
             m.d.comb += read.addr.eq(f_addr)
             with m.If(issue):
                 m.d.sync += f_addr.eq(addr)
+            with m.If(emit):
+                m.d.sync += o_data.eq(read.data)
         else:
-            m.d.comb += [read.addr.eq(addr), read.en.eq(issue)]
+            m.d.comb += [frame.r_addr.eq(addr), frame.r_en.eq(issue), frame.o_en.eq(emit)]
         with m.If(emit):
-            m.d.sync += [o_valid.eq(1), o_data.eq(read.data), o_inside.eq(f_inside),
-                         self.o.payload.last.eq(f_last),
-                         self.o.payload.tag.eq(f_tag)]
-        with m.Elif(self.o.ready):
+            m.d.sync += [o_valid.eq(1), o_inside.eq(f_inside), o_last.eq(f_last),
+                         o_tag.eq(f_tag)]
+        with m.Elif(~k_valid):
+            # the word went to the next unit or into `k`
             m.d.sync += o_valid.eq(0)
 
         # A frame's walk starts with two priming steps (windows 0 and 1 into the pipeline).
@@ -246,7 +288,7 @@ class WindowWalker(wiring.Component):
             with m.If(end_frame):
                 # the next frame starts from window 0 again
                 m.d.sync += [oy.eq(0), walking.eq(0), primed.eq(0),
-                             n_ox.eq(0), n_oy.eq(0), n_x0.eq(-p), n_y0.eq(-p), n_at.eq(0),
+                             n_ox.eq(0), n_oy.eq(0), n_at.eq(0),
                              n_row_at.eq(0), n_base.eq(base0), n_row_base.eq(base0)]
         with m.Elif(emit):
             m.d.sync += f_valid.eq(0)

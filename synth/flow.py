@@ -28,7 +28,8 @@ from .report import (read_stat, unit_cells, register_bits, resources, fmax, plac
                      critical_path)
 from .wrapper import OutOfContext, DUT_NAME
 
-__all__ = ["SynthResult", "SynthesisError", "DoesNotFit", "synthesize", "tool_versions"]
+__all__ = ["SynthResult", "SynthTarget", "SynthesisError", "DoesNotFit", "synthesize",
+           "tool_versions"]
 
 # A unit whose synthesized flip-flops fall below this share of its RTL register bits has probably
 # lost logic to optimization: the result is flagged, not trusted.
@@ -77,6 +78,16 @@ class SynthResult:
 
     def as_dict(self):
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SynthTarget:
+    """The ``platform`` a unit is elaborated with for synthesis: only the device's ``family``
+    (e.g. ``"ecp5"``, ``"ice40"``). Units may choose vendor primitives from it (the engine's
+    block RAMs use the EBR output register on ECP5: :class:`spikeforge.hdl.bram.
+    RegisteredReadMemory`); simulation elaborates with no platform."""
+
+    family: str
 
 
 def tool_versions():
@@ -211,7 +222,8 @@ def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True,
     component = unit.build(params)
     wrapper = OutOfContext(component)
     # The RTLIL (without source locations) is the whole input of the tools: key the cache on it.
-    design = rtlil.convert(wrapper, name="top", emit_src=False)
+    design = rtlil.convert(wrapper, name="top", emit_src=False,
+                           platform=SynthTarget(family=dev.family))
     key = hashlib.sha256(json.dumps({
         "design": hashlib.sha256(design.encode()).hexdigest(), "device": dev.name,
         "freq": freq, "seed": seed, "flow": _flow_digest(), "tools": tools},

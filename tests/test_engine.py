@@ -169,6 +169,18 @@ def test_engine_cocotb(shape, simulator):
     assert result.mismatches == 0 and result.checked > 0
 
 
+# --- the same testbench on the Verilog elaborated for ECP5: the weight and frame memories are
+# DP16KD primitives with the EBR output register (hdl/bram.py), simulated with their model
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("shape", ["conv", "linear"])
+def test_engine_cocotb_ecp5_primitives(shape, simulator):
+    params, stim = COCOTB_SHAPES[shape]
+    result = simulate("engine", params=params, stimulus=stim, simulator=simulator, seed=23,
+                      family="ecp5")
+    assert result.mismatches == 0 and result.checked > 0
+
+
 # --- construction checks and the netlist
 
 @pytest.mark.parametrize("name, overrides", [

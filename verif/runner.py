@@ -1,10 +1,10 @@
 """Turn a registered unit into Verilog and run its cocotb testbench on Icarus or Verilator.
 
-Verilog is cached per (unit, parameters, ``hdl/`` sources); each parameter set and simulator gets
-its own build folder, so parallel pytest workers never collide. The testbench receives its
-parameters and stimulus through environment variables and writes a JSON report (checked
-transfers, mismatches, cycles) that :func:`simulate` returns; a failing testbench raises
-:class:`SimulationFailed`.
+Verilog is cached per (unit, parameters, elaboration platform family, ``hdl/`` sources); each
+parameter set and simulator gets its own build folder, so parallel pytest workers never
+collide. The testbench receives its parameters and stimulus through environment variables and
+writes a JSON report (checked transfers, mismatches, cycles) that :func:`simulate` returns; a
+failing testbench raises :class:`SimulationFailed`.
 """
 
 import hashlib
@@ -21,13 +21,17 @@ from amaranth.back import verilog
 from .toolchain import setup_environment, BUILD_ROOT, PROJECT_ROOT
 from .units import get_unit
 
-__all__ = ["SIMULATORS", "SimResult", "SimulationFailed", "generate_verilog", "simulate"]
+__all__ = ["SIMULATORS", "SIM_MODELS", "SimResult", "SimulationFailed", "generate_verilog",
+           "simulate", "run_testbench"]
 
 SIMULATORS = ("icarus", "verilator")
 TOPLEVEL = "top"
 # Amaranth emits no `timescale; the clock in the testbenches is 10 ns.
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0"]
+# Simulation models of the vendor primitives a unit may instantiate when it is elaborated for a
+# platform family (``family=`` of :func:`simulate`); without a family units use none.
+SIM_MODELS = {"ecp5": (Path(__file__).resolve().parent / "models" / "dp16kd.v",)}
 
 
 class SimulationFailed(AssertionError):
@@ -74,20 +78,35 @@ def _sources_digest():
     return digest.hexdigest()[:12]
 
 
-def _key(unit, params):
+def _key(unit, params, family=None, sources=()):
     component = inspect.getsourcefile(unit.component_class())
     source = hashlib.sha256(Path(component).read_bytes()).hexdigest()[:12]
     text = json.dumps({"unit": unit.name, "params": params, "src": _sources_digest(),
                        "component": source}, sort_keys=True)
+    if family is not None or sources:
+        extra = [hashlib.sha256(Path(p).read_bytes()).hexdigest()[:12] for p in sources]
+        text += json.dumps({"family": family, "sources": extra})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def generate_verilog(unit_name, params=None, path=None):
-    """Verilog text of a unit with ``params`` over its defaults; written to ``path`` if given."""
+def _platform(family):
+    if family is None:
+        return None
+    from spikeforge.synth.flow import SynthTarget
+    return SynthTarget(family=family)
+
+
+def generate_verilog(unit_name, params=None, path=None, *, family=None):
+    """Verilog text of a unit with ``params`` over its defaults; written to ``path`` if given.
+
+    ``family`` (e.g. ``"ecp5"``) elaborates for that platform family as the synthesis flow does,
+    so the Verilog may instantiate vendor primitives (simulate them with :data:`SIM_MODELS`).
+    """
     setup_environment()
     unit = get_unit(unit_name)
     component = unit.build(params)
-    text = verilog.convert(component, name=TOPLEVEL, emit_src=False)
+    text = verilog.convert(component, name=TOPLEVEL, emit_src=False,
+                           platform=_platform(family))
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,26 +114,26 @@ def generate_verilog(unit_name, params=None, path=None):
     return text
 
 
-def _cached_verilog(unit, params):
-    path = BUILD_ROOT / "verilog" / f"{unit.name}-{_key(unit, params)}.v"
+def _cached_verilog(unit, params, family=None):
+    path = BUILD_ROOT / "verilog" / f"{unit.name}-{_key(unit, params, family)}.v"
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        generate_verilog(unit.name, params, tmp)
+        generate_verilog(unit.name, params, tmp, family=family)
         tmp.replace(path)
     return path
 
 
 def simulate(unit_name, *, params=None, stimulus=None, simulator="icarus", seed=None,
-             waves=False):
+             waves=False, family=None, sources=()):
     """Simulate ``unit_name``'s cocotb testbench; return a :class:`SimResult`.
+
+    ``family`` elaborates the unit for that platform family (as :func:`generate_verilog`) and
+    adds the family's :data:`SIM_MODELS`; ``sources`` are more Verilog files to compile.
 
     Raises ``ValueError`` for an unknown simulator, :class:`~.units.UnknownUnit` /
     :class:`~.units.UnknownParameter` for bad names, and :class:`SimulationFailed` when the
     testbench fails (a mismatch against the golden model, a timeout, a simulator error).
     """
-    from cocotb_tools.runner import get_runner
-    from cocotb_tools.check_results import get_results
-
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r} (simulators: {', '.join(SIMULATORS)})")
     setup_environment()
@@ -124,11 +143,29 @@ def simulate(unit_name, *, params=None, stimulus=None, simulator="icarus", seed=
     if unknown:
         raise ValueError(f"unit {unit.name!r} has no stimulus setting {unknown[0]!r}")
     stimulus = {**unit.stimulus, **(stimulus or {})}
+    sources = [*SIM_MODELS.get(family, ()), *sources]
+    key = _key(unit, params, family, sources)
+    return run_testbench(
+        unit.name, sources=[_cached_verilog(unit, params, family), *sources],
+        testbench=unit.testbench, build_dir=BUILD_ROOT / "sim" / unit.name / f"{simulator}-{key}",
+        params=params, stimulus=stimulus, simulator=simulator, seed=seed, waves=waves)
+
+
+def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simulator="icarus",
+                  seed=None, waves=False, includes=()):
+    """Compile ``sources`` (top module ``top``) in ``build_dir`` and run the cocotb module
+    ``testbench`` with ``params``/``stimulus``; return a :class:`SimResult` named ``name``.
+    :func:`simulate` is this for a registered unit; tests use it directly for designs that are
+    not units (e.g. a synthesized netlist). Raises :class:`SimulationFailed` on failure."""
+    from cocotb_tools.runner import get_runner
+    from cocotb_tools.check_results import get_results
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {simulator!r} (simulators: {', '.join(SIMULATORS)})")
+    setup_environment()
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
-
-    source = _cached_verilog(unit, params)
-    build_dir = BUILD_ROOT / "sim" / unit.name / f"{simulator}-{_key(unit, params)}"
+    build_dir = Path(build_dir)
     if waves:
         build_dir = build_dir.with_name(build_dir.name + "-waves")
     test_dir = build_dir / f"run-{seed}-{os.getpid()}"
@@ -144,11 +181,11 @@ def simulate(unit_name, *, params=None, stimulus=None, simulator="icarus", seed=
     runner.log.setLevel(logging.ERROR)
     started = time.monotonic()
     try:
-        runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                     build_args=build_args, timescale=TIMESCALE, waves=waves,
-                     log_file=test_dir / "build.log")
+        runner.build(sources=list(sources), includes=list(includes), hdl_toplevel=TOPLEVEL,
+                     build_dir=build_dir, build_args=build_args, timescale=TIMESCALE,
+                     waves=waves, log_file=test_dir / "build.log")
         results = runner.test(
-            test_module=unit.testbench, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+            test_module=testbench, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
             test_dir=test_dir, seed=seed, waves=waves, timescale=TIMESCALE,
             log_file=test_dir / "sim.log",
             extra_env={
@@ -164,13 +201,13 @@ def simulate(unit_name, *, params=None, stimulus=None, simulator="icarus", seed=
     result = None
     if report.exists():
         figures = json.loads(report.read_text())
-        result = SimResult(unit=unit.name, simulator=simulator, params=params, seed=seed,
+        result = SimResult(unit=name, simulator=simulator, params=params, seed=seed,
                            checked=figures["checked"], mismatches=figures["mismatches"],
                            cycles=figures["cycles"], seconds=round(seconds, 3), tests=tests,
                            failed=failed)
     if failed or result is None:
         what = f"{result.mismatches} mismatches" if result else "no report"
         raise SimulationFailed(
-            f"{unit.name} on {simulator} failed ({what}; seed {seed}; "
+            f"{name} on {simulator} failed ({what}; seed {seed}; "
             f"log in {test_dir}/sim.log){_errors(test_dir)}", result)
     return result

