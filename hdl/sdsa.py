@@ -10,7 +10,7 @@ binary spikes; channel ``c`` is bit ``c`` of a word, and head ``h`` owns channel
 ``h * D_h ... (h + 1) * D_h - 1``. All streams tolerate any stall pattern.
 """
 
-from amaranth.hdl import Module, Signal, Mux, unsigned
+from amaranth.hdl import Module, Signal, Mux, Cat, Const, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -20,7 +20,7 @@ from .layouts import kv_pair, spike_word
 from .lif import LIFArray
 from .packer import SpikePacker
 from .params import check_int, check_choice
-from .popcount import KVPopcount, popcount, count_width, count_to_three
+from .popcount import KVPopcount, count_width, count_to_three, lowest_set_blocked
 
 __all__ = ["SDSA", "SDSAv1", "SSAKVFirst", "SSAQKFirst", "VARIANTS"]
 
@@ -288,104 +288,234 @@ class SSAKVFirst(_SSA):
         self._emit(m, beats, advance, q3_valid & q3_last, sums, q3_head)
 
 
-class SSAQKFirst(_SSA):
-    """Spikformer SSA in the other order, ``A = (Q @ K^T) @ V`` per head (CIFAR/DVS models).
+def _select(m, hot, values, shape, name):
+    """``values[i]`` where ``hot`` is one-hot at ``i`` (0 if ``hot`` is 0): an AND-OR, no index.
 
-    K/V phase: tokens whose K word has a spike are stored (K and V words); a token without K
-    spikes contributes nothing and is dropped, one cycle per token. Q phase: for a Q word with a
-    spike, every stored token ``m`` is read once; for all heads at once, ``s_h = popcount(Q_h AND
-    K_m,h)`` and each V spike ``j`` of token ``m`` adds ``s_h`` of its head into accumulator
-    ``j`` (select-and-add, no multiplier). The token's ``D`` sums leave as one score beat
-    (lanes ``D``, one group). A Q word costs ``max(1, M)`` cycles with ``M`` stored tokens, or one
-    cycle if it has no spike. Golden: ``ssa_int(order="qk_first")``.
+    Driven into a combinational signal of ``m`` so that every use refers to one copy."""
+    picked = Signal(shape, name=name)
+    term = Const(0, shape)
+    for i, value in enumerate(values):
+        term = term | Mux(hot[i], value, 0)
+    m.d.comb += picked.eq(term)
+    return picked
+
+
+class SSAQKFirst(_SSA):
+    """Spikformer SSA in the other order, ``A = (Q @ K^T) @ V`` per head (CIFAR/DVS models),
+    with the keys indexed by channel so that a Q token visits only the keys it overlaps.
+
+    K/V phase: each token whose K word has a spike gets the next index ``m`` of a token store
+    (its V word, ``M <= tokens`` entries). Each K spike ``(channel i, token m)`` is appended to
+    channel ``i``'s key list: entry ``count_i`` of the list of ``i``, ``count_i`` a per-channel
+    counter. The lists of head ``h`` are one memory (address ``Cat(count_i, i % D_h)``, a
+    power-of-two stride of ``2**ceil(log2(tokens))`` entries per channel), so the heads take one
+    K spike each per cycle: a token costs ``max(1, max_h k_h)`` cycles, ``k_h`` its K spikes in
+    head ``h``.
+
+    Q phase: for each Q token, the spiking channels ``i`` with a non-empty list are picked in
+    order, lowest first, and every entry ``m`` of each list is walked, one per cycle: the
+    accumulators ``j`` of the head of ``i`` gain ``V_m,j`` (a 1-bit add). Summed over the
+    channels of a head this is ``popcount(Q_h AND K_m,h) * V_m,j``, the golden's ``A``. A Q token
+    costs ``max(1, sum_i Q_i * count_i)`` cycles. Its ``D`` sums leave as one score beat
+    (lanes ``D``, one group). Golden: ``ssa_int(order="qk_first")``.
+
+    Pipeline of the Q phase: the pick of the token's lowest remaining channel into a register
+    (one-hot); its counter, selected by AND-OR from that register; the walk, whose registered
+    entry and channel address the list memories (a registered flag marks a channel's last
+    entry); the list outputs, registered; the token store read from that register; the V word,
+    registered (no block-RAM output feeds logic before a register); the add. The next step's
+    K/V beats are taken once the step's last token store read is issued. A counter never
+    exceeds ``tokens`` and a score never exceeds ``tokens * D_h``, so their widths cannot
+    overflow.
     """
 
     def _beat_lanes(self):
         return self._channels
 
     def _scores(self, m, beats):
-        dh, tokens, channels = self.head_width, self._tokens, self._channels
-        m.submodules.store = store = Memory(shape=kv_pair(width=channels), depth=tokens, init=[])
-        wr = store.write_port()
-        rd = store.read_port()
+        dh, tokens, channels, heads = self.head_width, self._tokens, self._channels, self._heads
+        index_shape = unsigned(count_width(tokens - 1))      # a token index, an entry index
+        count_shape = unsigned(count_width(tokens))
+        stride = index_shape.width                           # entries per channel: 2**stride
+        m.submodules.store = store = Memory(shape=channels, depth=tokens, init=[])
+        st_wr, st_rd = store.write_port(), store.read_port()
+        lists = []
+        for h in range(heads):
+            mem = Memory(shape=index_shape, depth=dh << stride, init=[])
+            m.submodules[f"list{h}"] = mem
+            lists.append((mem.write_port(), mem.read_port()))
+        counts = [Signal(count_shape, name=f"count{i}") for i in range(channels)]
+        nonempty = Signal(channels)                  # bit i: count_i != 0
 
-        # K/V phase: keep the tokens with a K spike.
+        # K/V phase. The accepted token's V word goes into the store; its K spikes are pending
+        # in `kbits`, and each head appends its lowest pending spike every cycle.
         loaded = Signal(range(tokens + 1))
         stored = Signal(range(tokens + 1))
+        full = Signal()                              # the step's last K/V beat is taken
+        kbits = Signal(channels)
+        token = Signal(index_shape)                  # store index of the token in `kbits`
+        pending = Signal()                           # `kbits` has a spike
+        busy = Signal()                              # some head of `kbits` has two or more
+        release = Signal()                           # the step's last store read is issued
+        accept = Signal()
         m.d.comb += [
-            self.kv.ready.eq(loaded != tokens),
-            wr.addr.eq(stored),
-            wr.data.eq(self.kv.payload),
-            wr.en.eq(self.kv.valid & self.kv.ready & self.kv.payload.k.any()),
+            self.kv.ready.eq(~full & ~busy),
+            accept.eq(self.kv.valid & self.kv.ready),
+            st_wr.addr.eq(stored),
+            st_wr.data.eq(self.kv.payload.v),
+            st_wr.en.eq(accept & self.kv.payload.k.any()),
         ]
-        with m.If(self.kv.valid & self.kv.ready):
-            m.d.sync += loaded.eq(loaded + 1)
-            with m.If(wr.en):
+        k_in = self.kv.payload.k
+        blocks = range(heads)
+        m.d.sync += [
+            pending.eq(Mux(accept, k_in.any(), busy)),
+            busy.eq(Mux(accept,
+                        Cat(*[count_to_three(m, k_in[h * dh:(h + 1) * dh]) >= 2
+                              for h in blocks]).any(),
+                        Cat(*[count_to_three(m, kbits[h * dh:(h + 1) * dh]) == 3
+                              for h in blocks]).any())),
+        ]
+        hots = []
+        for h, (wr, _) in enumerate(lists):
+            hot = Signal(dh, name=f"k_hot{h}")
+            m.d.comb += hot.eq(lowest_set(kbits[h * dh:(h + 1) * dh]))
+            hots.append(hot)
+            at = _select(m, hot, counts[h * dh:(h + 1) * dh], count_shape, f"k_count{h}")
+            m.d.comb += [wr.addr.eq(Cat(at[:stride], one_hot_index(hot))),
+                         wr.data.eq(token), wr.en.eq(hot.any())]
+        k_hot = Cat(*hots)
+        with m.If(accept):
+            m.d.sync += [kbits.eq(k_in), token.eq(stored), loaded.eq(loaded + 1)]
+            with m.If(loaded == tokens - 1):
+                m.d.sync += full.eq(1)
+            with m.If(st_wr.en):
                 m.d.sync += stored.eq(stored + 1)
+        with m.Else():
+            m.d.sync += kbits.eq(kbits & ~k_hot)
+        with m.If(release):
+            m.d.sync += [loaded.eq(0), stored.eq(0), full.eq(0), nonempty.eq(0)]
+            m.d.sync += [c.eq(0) for c in counts]
+        with m.Else():
+            m.d.sync += [c.eq(c + k_hot[i]) for i, c in enumerate(counts)]
+            m.d.sync += nonempty.eq(nonempty | k_hot)
 
         advance = ~beats.valid | beats.ready
 
-        # Stage 1: sweep the stored tokens for the current Q word.
-        qword = Signal(channels)
-        have = Signal()
-        index = Signal(range(tokens))
-        taken = Signal(range(tokens + 1))
-        empty = (qword == 0) | (stored == 0)
-        item_last = have & (empty | (index == stored - 1))
+        # Q phase, pick: the Q token's remaining channels with a non-empty list (`src`); the
+        # lowest one is picked whenever the channel register is free or being passed on.
+        src = Signal(channels)
+        have = Signal()                              # `src` holds a token not fully picked
+        more = Signal()                              # `src` has two channels or more
+        q_open = Signal(init=1)                      # the step's Q words are not all taken
+        # The Q word buffer, masked by the non-empty lists, with its "two channels or more"
+        # flag, so that `src` and `more` load from registers.
+        q_word = Signal(channels)
+        q_valid, q_more = Signal(), Signal()
+        pick_hot, pick_block = lowest_set_blocked(m, src, dh)
+        pick_local = Signal(range(dh))
+        m.d.comb += pick_local.eq(one_hot_index(
+            Cat(*[pick_hot[i::dh].any() for i in range(dh)])))
+        # Two pick registers: the picked channel (one-hot), then the same with its counter
+        # (selected from the registered one-hot), so each step of the pick is a short path.
+        h_valid, h_last, h_end = Signal(), Signal(), Signal()
+        h_hot = Signal(channels)
+        h_head = Signal(heads)                       # one-hot; 0 for a token with no work
+        h_local = Signal(range(dh))
+        p_valid, p_last, p_end = Signal(), Signal(), Signal()
+        p_head = Signal(heads)
+        p_local = Signal(range(dh))
+        p_count = Signal(count_shape)
+
+        # Walk: the current channel (head one-hot, list) and entry; `w_rest` entries are left,
+        # `w_final` (a register) says the current one is the channel's last.
+        w_valid, w_last, w_end, w_final = Signal(), Signal(), Signal(), Signal()
+        w_head = Signal(heads)
+        w_local = Signal(range(dh))
+        w_rest = Signal(count_shape)
+        w_entry = Signal(index_shape)
+        take = Signal()                              # the walk takes the counted pick
+        load = Signal()                              # the counted pick takes the channel
+        pick = Signal()                              # the channel register takes a pick
+        swap = Signal()                              # `src` takes the buffered Q word
         m.d.comb += [
-            self.q.ready.eq(advance & (loaded == tokens) & (taken != tokens) &
-                            (~have | item_last)),
-            rd.addr.eq(index),
-            rd.en.eq(advance & have & ~empty),
+            take.eq(advance & (~w_valid | w_final)),
+            load.eq(~p_valid | take),
+            pick.eq(~h_valid | load),
+            self.q.ready.eq(full & ~pending & q_open & (~q_valid | swap)),
+            swap.eq(q_valid & (~have | (pick & ~more))),
         ]
-        with m.If(self.q.valid & self.q.ready):
-            m.d.sync += [qword.eq(self.q.payload.data), have.eq(1), index.eq(0),
-                         taken.eq(taken + 1)]
-        with m.Elif(advance & have):
-            with m.If(item_last):
+        with m.If(take):
+            m.d.sync += [
+                w_valid.eq(p_valid), w_head.eq(p_head), w_local.eq(p_local),
+                w_rest.eq(p_count), w_final.eq(p_count[1:] == 0), w_entry.eq(0),
+                w_last.eq(p_last), w_end.eq(p_end),
+            ]
+        with m.Elif(advance):
+            m.d.sync += [w_entry.eq(w_entry + 1), w_rest.eq(w_rest - 1),
+                         w_final.eq(w_rest == 2)]
+        with m.If(load):
+            m.d.sync += [
+                p_valid.eq(h_valid), p_head.eq(h_head), p_local.eq(h_local),
+                p_count.eq(_select(m, h_hot, counts, count_shape, "pick_count")),
+                p_last.eq(h_last), p_end.eq(h_end),
+            ]
+        with m.If(pick):
+            m.d.sync += [
+                h_valid.eq(have), h_hot.eq(pick_hot), h_head.eq(pick_block),
+                h_local.eq(pick_local), h_last.eq(~more),
+                h_end.eq(~more & ~q_open & ~q_valid),
+                src.eq(src & ~pick_hot), more.eq(count_to_three(m, src) == 3),
+            ]
+            with m.If(~more):
                 m.d.sync += have.eq(0)
+        with m.If(swap):
+            m.d.sync += [src.eq(q_word), more.eq(q_more), have.eq(1), q_valid.eq(0)]
+        taken = Signal(range(tokens))
+        with m.If(self.q.valid & self.q.ready):
+            word = self.q.payload.data & nonempty
+            m.d.sync += [q_word.eq(word), q_more.eq(count_to_three(m, word) >= 2),
+                         q_valid.eq(1)]
+            with m.If(taken == tokens - 1):
+                m.d.sync += [taken.eq(0), q_open.eq(0)]
             with m.Else():
-                m.d.sync += index.eq(index + 1)
+                m.d.sync += taken.eq(taken + 1)
+        for _, rd in lists:
+            m.d.comb += [rd.addr.eq(Cat(w_entry[:stride], w_local)), rd.en.eq(advance)]
 
-        # Stage 2: the token read arrives; Q AND K and V are registered (zero without a read).
-        s2_valid, s2_read, s2_last, s2_end = Signal(), Signal(), Signal(), Signal()
-        s2_q = Signal(channels)
-        with m.If(advance):
-            m.d.sync += [
-                s2_valid.eq(have),
-                s2_read.eq(~empty),
-                s2_last.eq(item_last),
-                s2_end.eq(item_last & (taken == tokens)),
-                s2_q.eq(qword),
-            ]
-        s3_valid, s3_last = Signal(), Signal()
-        s3_both, s3_v = Signal(channels), Signal(channels)
-        with m.If(advance):
-            m.d.sync += [
-                s3_valid.eq(s2_valid), s3_last.eq(s2_last),
-                s3_both.eq(Mux(s2_read, s2_q & rd.data.k, 0)),
-                s3_v.eq(Mux(s2_read, rd.data.v, 0)),
-            ]
-        # The step's last token is in hand: the next step's K/V may come in.
-        with m.If(advance & s2_valid & s2_end):
-            m.d.sync += [loaded.eq(0), stored.eq(0), taken.eq(0)]
+        # The items of the walk flow down the pipeline under `advance`.
+        def stage(valid, head, last, end):
+            regs = Signal(), Signal(heads), Signal(), Signal()
+            with m.If(advance):
+                m.d.sync += [r.eq(x) for r, x in zip(regs, (valid, head, last, end))]
+            return regs
 
-        # Stage 3: popcount per head, registered.
-        s4_valid, s4_last = Signal(), Signal()
-        s4_v = Signal(channels)
-        overlap = [Signal(count_width(dh)) for _ in range(self._heads)]
+        item_last = w_last & w_final
+        s2 = stage(w_valid, w_head, item_last, w_end & w_final)      # list outputs arrive
+        s3 = stage(*s2)                                              # list outputs registered
+        found = [Signal(index_shape, name=f"found{h}") for h in range(heads)]
         with m.If(advance):
-            m.d.sync += [s4_valid.eq(s3_valid), s4_last.eq(s3_last), s4_v.eq(s3_v)]
-            m.d.sync += [overlap[h].eq(popcount(s3_both[h * dh:(h + 1) * dh]))
-                         for h in range(self._heads)]
+            m.d.sync += [f.eq(rd.data) for f, (_, rd) in zip(found, lists)]
+        m.d.comb += [st_rd.addr.eq(_select(m, s3[1], found, index_shape, "found_token")),
+                     st_rd.en.eq(advance)]
+        s4 = stage(*s3)                                              # V arrives
+        s5 = stage(*s4)                                              # V registered
+        v_word = Signal(channels)
+        with m.If(advance):
+            m.d.sync += v_word.eq(st_rd.data)
+        # The step's last store read is being issued: the next step's K/V may come in (its
+        # first store write lands in the next cycle at the earliest).
+        m.d.comb += release.eq(advance & s3[0] & s3[3])
+        with m.If(release):
+            m.d.sync += q_open.eq(1)
 
-        # Stage 4: select-and-add per V spike; a Q token's last key emits its sums.
+        # Add: accumulator j gains V_m,j where j is in the head of the walked channel.
+        s5_valid, s5_head, s5_last, _ = s5
         acc = Signal(data.ArrayLayout(unsigned(self._score_width()), channels))
-        sums = [acc[j] + Mux(s4_v[j], overlap[j // dh], 0) for j in range(channels)]
-        with m.If(advance & s4_valid):
+        sums = [acc[j] + (v_word[j] & s5_head[j // dh]) for j in range(channels)]
+        with m.If(advance & s5_valid):
             for j in range(channels):
-                m.d.sync += acc[j].eq(Mux(s4_last, 0, sums[j]))
-        self._emit(m, beats, advance, s4_valid & s4_last, sums, 0)
+                m.d.sync += acc[j].eq(Mux(s5_last, 0, sums[j]))
+        self._emit(m, beats, advance, s5_valid & s5_last, sums, 0)
 
 
 _CORES = {"v1": SDSAv1, "ssa": SSAKVFirst, "qk_first": SSAQKFirst}

@@ -12,8 +12,10 @@ from amaranth.sim import Simulator
 from spikeforge.golden.attention import sdsa_int, kv_int
 from spikeforge.hdl.popcount import KVPopcount
 from spikeforge.hdl.sdsa import SDSA, VARIANTS
+from spikeforge.verif.bench_sdsa import model_cycles
 from spikeforge.verif.runner import simulate, SIMULATORS
 from spikeforge.verif.sim_streams import put_stream, stream_through
+from spikeforge.verif.tb_sdsa import make_samples
 from spikeforge.verif.units import UNITS
 
 
@@ -156,3 +158,34 @@ def test_bench_bound_by_hand():
     assert bound_cycles("v1", [sample], **shape) == 4
     assert bound_cycles("ssa", [sample], **shape) == 3 + 4         # max(2, 3) + max(4, 3)
     assert bound_cycles("qk_first", [sample], **shape) == 2 + 2    # pairs (0,0) and (0,1)
+    # K/V: one spike per head and token (1 + 1); Q: token 0 walks the 2 entries of channel 0,
+    # token 1's channel 2 has no key (1 cycle).
+    assert model_cycles([sample], **shape) == 2 + 3
+
+
+def test_qk_first_cycles_follow_model():
+    # No idle, no stalls: the qk_first unit visits only the overlapping keys, so its cycles are
+    # the cost model plus a few cycles of pipeline latency per step (a sweep of every stored key
+    # per Q token would take about twice as long here).
+    shape = {"tokens": 12, "channels": 16, "heads": 4, "steps": 3}
+    steps, tokens, channels = shape["steps"], shape["tokens"], shape["channels"]
+    samples = make_samples(random.Random(5), count=1, tokens=tokens, channels=channels,
+                           steps=steps, rates=(0.3, 0.08, 0.3))
+    dut = SDSA(variant="qk_first", shift=3, **shape)
+
+    def tensor(values):
+        return torch.tensor([[(x >> c) & 1 for c in range(channels)] for x in values]).view(
+            steps, tokens, channels)
+
+    q, k, v = (tensor(triple[i] for triple in samples[0]) for i in range(3))
+    want = [_word(row) for row in sdsa_int(q, k, v, variant="qk_first", heads=shape["heads"],
+                                           shift=3).view(-1, channels)]
+    run = stream_through(dut, feeds=[(dut.kv, [{"k": k, "v": v} for _, k, v in samples[0]]),
+                                     (dut.q, [{"data": q, "last": 1} for q, _, _ in samples[0]])],
+                         drain=dut.o, count=len(want), rng=random.Random(5), max_cycles=5000)
+    assert [int(w.data) for w in run.payloads] == want
+    model = model_cycles(samples, **shape)
+    stored = [sum(1 for _, kk, _ in samples[0][t * tokens:(t + 1) * tokens] if kk)
+              for t in range(steps)]
+    sweep = sum(tokens * (1 + max(1, m)) for m in stored)      # the previous design's cost
+    assert model < run.delivered[-1] <= model + 10 * steps + 12 < sweep

@@ -12,7 +12,9 @@ spikes the testbench sent (regenerated from the same seed). The bounds, per time
 * ``qk_first``: ``N + max(N, P_t)``: the K/V tokens, then at least one cycle per Q token and one
   select-and-add per query/key pair that overlaps in some head (``P_t`` pairs).
 
-Figures are reported per head and time step: ``cycles / (heads * steps)``.
+Figures are reported per head and time step: ``cycles / (heads * steps)``. For ``qk_first`` the
+points also carry the design's own cost model (:func:`model_cycles`), which the measure should
+follow up to a few cycles of pipeline latency per step.
 """
 
 import random
@@ -21,8 +23,9 @@ import click
 
 from spikeforge.commands.common import json_option, emit
 from spikeforge.errors import as_user_error
+from spikeforge.progress import progress_bar
 
-__all__ = ["command", "bound_cycles", "DEFAULT_RATES"]
+__all__ = ["command", "bound_cycles", "model_cycles", "DEFAULT_RATES"]
 
 #: Firing rates of Q, K, V measured on SDT-V1 8-768 (SEEDS.md D, issue #25 of the V1 repo).
 DEFAULT_RATES = (0.2, 0.02, 0.03)
@@ -53,6 +56,26 @@ def bound_cycles(variant, samples, *, tokens, channels, heads, steps):
     return total
 
 
+def model_cycles(samples, *, tokens, channels, heads, steps):
+    """Cycles of the ``qk_first`` design (:class:`~spikeforge.hdl.sdsa.SSAQKFirst`) for one
+    run's stimulus, without its pipeline latency. Per time step: ``sum_n max(1, max_h k_n,h)``
+    for the K/V phase (every head appends one K spike per cycle; ``k_n,h`` is token ``n``'s K
+    spikes in head ``h``), then ``sum_n max(1, sum_i Q_n,i * count_i)`` for the Q phase (one
+    list entry per cycle; ``count_i`` is the step's K spikes in channel ``i``)."""
+    dh = channels // heads
+    head_masks = [((1 << dh) - 1) << (h * dh) for h in range(heads)]
+    total = 0
+    for sample in samples:
+        for t in range(steps):
+            step = sample[t * tokens:(t + 1) * tokens]
+            total += sum(max(1, max(_count(k & mask) for mask in head_masks))
+                         for _, k, _ in step)
+            counts = [sum((k >> i) & 1 for _, k, _ in step) for i in range(channels)]
+            total += sum(max(1, sum(c for i, c in enumerate(counts) if (q >> i) & 1))
+                         for q, _, _ in step)
+    return total
+
+
 def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulator, seed):
     """Simulate one configuration; return its figures as a dict."""
     from spikeforge.verif.runner import simulate
@@ -67,6 +90,10 @@ def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulato
     bound = bound_cycles(variant, samples, tokens=tokens, channels=channels, heads=heads,
                          steps=steps)
     per = heads * steps
+    model = {}
+    if variant == "qk_first":
+        cost = model_cycles(samples, tokens=tokens, channels=channels, heads=heads, steps=steps)
+        model = {"model": cost, "model_ratio": round(result.cycles / cost, 3)}
     spikes = {name: sum(_count(triple[i]) for s in samples for triple in s)
               for i, name in enumerate("qkv")}
     neurons = steps * tokens * channels
@@ -77,7 +104,7 @@ def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulato
         "cycles": result.cycles, "bound": bound,
         "cycles_per_head": round(result.cycles / per, 1),
         "bound_per_head": round(bound / per, 1),
-        "ratio": round(result.cycles / bound, 3),
+        "ratio": round(result.cycles / bound, 3), **model,
         "checked": result.checked, "mismatches": result.mismatches,
     }
 
@@ -100,11 +127,11 @@ def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulato
 def command(variants, token_counts, channels, heads, steps, shift, rates, simulator, seed,
             as_json):
     """Cycles per head and time step of the SDSA variants against the analytic bound."""
-    from tqdm import tqdm
     points = [(v, n) for v in variants for n in token_counts]
     rows = []
     with as_user_error():
-        for variant, tokens in tqdm(points, desc="sdsa", disable=as_json, leave=False):
+        for variant, tokens in progress_bar(points, show=not as_json, desc="sdsa",
+                                            leave=False):
             rows.append(run_point(variant, tokens=tokens, channels=channels, heads=heads,
                                   steps=steps, shift=shift, rates=rates, simulator=simulator,
                                   seed=seed))
@@ -117,6 +144,8 @@ def command(variants, token_counts, channels, heads, steps, shift, rates, simula
                f"{'rates q/k/v measured':22} checked")
     for r in rows:
         measured = "/".join(str(r["rates_measured"][n]) for n in "qkv")
+        note = (f"; model {r['model']} cycles (measured / model {r['model_ratio']})"
+                if "model" in r else "")
         click.echo(f"{r['variant']:9} {r['tokens']:>4} {r['cycles_per_head']:>9} "
                    f"{r['bound_per_head']:>9} {r['ratio']:>6}  {measured:22} "
-                   f"{r['checked']} ({r['mismatches']} mismatches)")
+                   f"{r['checked']} ({r['mismatches']} mismatches){note}")

@@ -134,8 +134,9 @@ async def sdsa_matches_golden(dut):
 
     await kv_source.wait_drained()
     await q_source.wait_drained()
-    # Worst case after the last input: the last step's Q phase with every pair of tokens.
-    budget = 40 * steps * tokens * (tokens + heads + 2) + 200
+    # Worst case after the last input: the last step's Q phase with every pair of tokens, in
+    # every channel (qk_first walks a pair once per shared channel).
+    budget = 40 * steps * tokens * (tokens * channels + heads + 2) + 200
     await tb.until(lambda: board.pending == 0, timeout_cycles=budget)
     await ClockCycles(tb.clk, 50)           # any extra output word shows up as pending
     # The figure is the cycles from reset to the last output word (the benchmark's measure).
