@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .devices import get_device
-from .report import (read_stat, unit_cells, register_bits, resources, fmax, placed,
+from .report import (overflows, read_stat, unit_cells, register_bits, resources, fmax, placed,
                      critical_path)
 from .wrapper import OutOfContext, DUT_NAME
 
@@ -137,15 +137,8 @@ def _run(argv, cwd, log, what):
             text = logfile.read_text(errors="replace")
         errors = [line for line in text.splitlines() if "ERROR" in line or "rror:" in line]
         tail = "\n  ".join((errors or text.splitlines())[-6:])
-        kind = DoesNotFit if _overflows(text) else SynthesisError
+        kind = DoesNotFit if overflows(text) else SynthesisError
         raise kind(f"{what} failed (log: {logfile}):\n  {tail}")
-
-
-def _overflows(text):
-    return any(marker in text for marker in (
-        "Unable to place cell", "unable to place", "Failed to place", "too many",
-        "Failed to expand region",
-        "Design utilisation exceeds", "exceeds device", "No BEL"))
 
 
 def _yosys_script(device, options=""):

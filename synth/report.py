@@ -12,7 +12,7 @@ import re
 
 __all__ = ["read_stat", "unit_cells", "register_bits", "resources", "fmax", "placed",
            "critical_path", "describe_path",
-           "readable_cell"]
+           "readable_cell", "overflows"]
 
 TOP = "top"
 DUT_PREFIX = "dut"
@@ -142,3 +142,15 @@ def describe_path(path):
         return "no register-to-register path"
     return (f"{path['start']} -> {path['end']}: {path['levels']} logic levels, "
             f"{path['delay_ns']} ns ({path['logic_ns']} logic + {path['routing_ns']} routing)")
+
+
+# What Yosys and nextpnr print when a design is too big for the device (placer, packer, legaliser).
+_OVERFLOW_MARKERS = (
+    "Unable to place cell", "unable to place", "Failed to place", "too many",
+    "Failed to expand region", "at utilisation limit",
+    "Design utilisation exceeds", "exceeds device", "No BEL")
+
+
+def overflows(log):
+    """Whether a failed tool run's ``log`` says the design does not fit the device."""
+    return any(marker in log for marker in _OVERFLOW_MARKERS)
