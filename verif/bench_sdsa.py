@@ -35,24 +35,33 @@ def _count(word):
     return bin(word).count("1")
 
 
-def bound_cycles(variant, samples, *, tokens, channels, heads, steps):
-    """Lower-bound cycles of one run's stimulus (``make_samples`` output) for ``variant``."""
+def _head_masks(channels, heads):
     dh = channels // heads
-    head_masks = [((1 << dh) - 1) << (h * dh) for h in range(heads)]
-    total = 0
+    return [((1 << dh) - 1) << (h * dh) for h in range(heads)]
+
+
+def _steps(samples, *, tokens, steps):
+    """Every time step of every sample: its ``tokens`` ``(q, k, v)`` words."""
     for sample in samples:
         for t in range(steps):
-            step = sample[t * tokens:(t + 1) * tokens]
-            if variant == "v1":
-                total += 2 * tokens
-            elif variant == "ssa":
-                k_spikes = sum(_count(k) for _, k, _ in step)
-                q_spikes = sum(_count(q) for q, _, _ in step)
-                total += max(tokens, k_spikes) + max(tokens * heads, q_spikes)
-            else:
-                pairs = sum(1 for q, _, _ in step for _, k, _ in step
-                            if any(q & k & mask for mask in head_masks))
-                total += tokens + max(tokens, pairs)
+            yield sample[t * tokens:(t + 1) * tokens]
+
+
+def bound_cycles(variant, samples, *, tokens, channels, heads, steps):
+    """Lower-bound cycles of one run's stimulus (``make_samples`` output) for ``variant``."""
+    head_masks = _head_masks(channels, heads)
+    total = 0
+    for step in _steps(samples, tokens=tokens, steps=steps):
+        if variant == "v1":
+            total += 2 * tokens
+        elif variant == "ssa":
+            k_spikes = sum(_count(k) for _, k, _ in step)
+            q_spikes = sum(_count(q) for q, _, _ in step)
+            total += max(tokens, k_spikes) + max(tokens * heads, q_spikes)
+        else:
+            pairs = sum(1 for q, _, _ in step for _, k, _ in step
+                        if any(q & k & mask for mask in head_masks))
+            total += tokens + max(tokens, pairs)
     return total
 
 
@@ -62,17 +71,13 @@ def model_cycles(samples, *, tokens, channels, heads, steps):
     for the K/V phase (every head appends one K spike per cycle; ``k_n,h`` is token ``n``'s K
     spikes in head ``h``), then ``sum_n max(1, sum_i Q_n,i * count_i)`` for the Q phase (one
     list entry per cycle; ``count_i`` is the step's K spikes in channel ``i``)."""
-    dh = channels // heads
-    head_masks = [((1 << dh) - 1) << (h * dh) for h in range(heads)]
+    head_masks = _head_masks(channels, heads)
     total = 0
-    for sample in samples:
-        for t in range(steps):
-            step = sample[t * tokens:(t + 1) * tokens]
-            total += sum(max(1, max(_count(k & mask) for mask in head_masks))
-                         for _, k, _ in step)
-            counts = [sum((k >> i) & 1 for _, k, _ in step) for i in range(channels)]
-            total += sum(max(1, sum(c for i, c in enumerate(counts) if (q >> i) & 1))
-                         for q, _, _ in step)
+    for step in _steps(samples, tokens=tokens, steps=steps):
+        total += sum(max(1, max(_count(k & mask) for mask in head_masks)) for _, k, _ in step)
+        counts = [sum((k >> i) & 1 for _, k, _ in step) for i in range(channels)]
+        total += sum(max(1, sum(c for i, c in enumerate(counts) if (q >> i) & 1))
+                     for q, _, _ in step)
     return total
 
 
