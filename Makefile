@@ -22,7 +22,7 @@ setup: $(STAMP)
 	@touch $@
 
 # Python packages into the project venv. spikingjelly goes in without its declared dependencies,
-# which would pull torchvision, torchaudio and a CUDA torch (see shared/TOOLCHAIN.md).
+# which would pull torchvision, torchaudio and a CUDA torch (checked with torch 2.13.0 CPU: the neuron module needs only loguru and tqdm).
 $(STAMP): pyproject.toml .apt-stamp
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

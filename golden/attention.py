@@ -1,5 +1,5 @@
 """Spike-driven self-attention: float (PyTorch) models as the seeds' released code computes them,
-and their integer forms, the bit-exact specification of :mod:`spikeforge.hdl.sdsa`.
+and their integer forms, the bit-exact specification of :mod:`spikeforge.hdl.attention`.
 
 All functions take binary spike tensors ``q``, ``k``, ``v`` of shape ``(T, N, D)`` (time steps,
 tokens, channels); heads split the channels into ``heads`` consecutive blocks of ``D / heads``.
@@ -24,18 +24,21 @@ ImageNet models and Spikformer CIFAR, ``0.25`` (``shift = 2``) for Spikformer CI
 ``W = 2**shift * V`` the LIF reads ``fire <=> W + A >= 2**shift``, else ``W <- (W + A) / 2``:
 an integer LIF with threshold ``2**(shift - 1)`` in units of ``A`` and ``T`` fractional bits
 (:func:`spikeforge.golden.lif.lif_int`) is exact.
+
+The names of the orders and variants and these two constants are those of
+:mod:`spikeforge.contract.attention`, shared with the RTL.
 """
 
 import torch
 
+from spikeforge.contract.attention import (ORDER_KV_FIRST, VARIANT_V1, check_order,
+                                           lif_frac_bits, lif_threshold, order_of)
+
 from .lif import lif_float, lif_int
 
-__all__ = ["VARIANTS", "ORDERS", "sdsa_v1_float", "sdsa_v1_int", "kv_int", "scores_int",
-           "ssa_float", "ssa_int", "sdsa_int", "attention_frac_bits"]
+__all__ = ["sdsa_v1_float", "sdsa_v1_int", "kv_int", "head_product", "scores_int", "ssa_float",
+           "ssa_int", "sdsa_int"]
 
-#: Hardware variants of :class:`spikeforge.hdl.sdsa.SDSA`; "ssa" is the ``kv_first`` order.
-VARIANTS = ("v1", "ssa", "qk_first")
-ORDERS = ("kv_first", "qk_first")
 #: Threshold and time constant of every attention LIF in the seeds.
 ATTENTION_VTH = 0.5
 ATTENTION_TAU = 2.0
@@ -80,8 +83,7 @@ def _split_qkv(q, k, v, *, heads, order, dtype):
     split per head (:func:`_split_heads`)."""
     _, _, channels = _check_spikes(q=q, k=k, v=v)
     _check_heads(heads, channels)
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    check_order(order)
     return tuple(_split_heads(x.to(dtype), heads) for x in (q, k, v))
 
 
@@ -120,26 +122,26 @@ def kv_int(k, v, *, heads):
     return (kh.unsqueeze(-1) & vh.unsqueeze(-2)).sum(dim=2)
 
 
-def scores_int(q, k, v, *, heads, order="kv_first"):
+def head_product(qh, kh, vh, *, order):
+    """``A = Q K^T V`` of tensors split per head (``(..., N, D_h)`` each) in ``order``:
+    ``Q @ (K^T @ V)`` for ``kv_first``, ``(Q @ K^T) @ V`` for ``qk_first``."""
+    check_order(order)
+    if order == ORDER_KV_FIRST:
+        return qh @ (kh.transpose(-1, -2) @ vh)
+    return (qh @ kh.transpose(-1, -2)) @ vh
+
+
+def scores_int(q, k, v, *, heads, order=ORDER_KV_FIRST):
     """The integer attention ``A`` (before the scale), int64 ``(T, N, D)``, entries <= N * D_h.
 
     ``order`` picks the multiplication order; both give the same integers (the test checks it).
     Integer matmuls stand for the hardware's select-and-add: every product has a 0/1 factor.
     """
     qh, kh, vh = _split_qkv(q, k, v, heads=heads, order=order, dtype=torch.int64)
-    if order == "kv_first":
-        a = qh @ (kh.transpose(-1, -2) @ vh)
-    else:
-        a = (qh @ kh.transpose(-1, -2)) @ vh
-    return _merge_heads(a)
+    return _merge_heads(head_product(qh, kh, vh, order=order))
 
 
-def attention_frac_bits(steps):
-    """Fractional membrane bits that make the integer attention LIF exact over ``steps`` steps."""
-    return steps
-
-
-def ssa_float(q, k, v, *, heads=8, scale=0.125, order="kv_first"):
+def ssa_float(q, k, v, *, heads=8, scale=0.125, order=ORDER_KV_FIRST):
     """SDSA-3 / Spikformer SSA on float spikes: ``LIF(scale * A)`` per head, ``(T, N, D)`` float.
 
     ``order="kv_first"`` computes ``Q @ (K^T @ V) * scale`` (Meta-SpikeFormer, Spikformer
@@ -147,36 +149,36 @@ def ssa_float(q, k, v, *, heads=8, scale=0.125, order="kv_first"):
     model scales after ``@ V`` with 0.25, which is the same number for a power-of-two scale).
     """
     qh, kh, vh = _split_qkv(q, k, v, heads=heads, order=order, dtype=torch.float32)
-    if order == "kv_first":
-        x = qh @ (kh.transpose(-1, -2) @ vh) * scale
+    if order == ORDER_KV_FIRST:
+        x = head_product(qh, kh, vh, order=order) * scale
     else:
         x = (qh @ kh.transpose(-1, -2) * scale) @ vh
     return lif_float(_merge_heads(x), tau=ATTENTION_TAU, v_threshold=ATTENTION_VTH)
 
 
-def ssa_int(q, k, v, *, heads=8, shift=3, order="kv_first"):
+def ssa_int(q, k, v, *, heads=8, shift=3, order=ORDER_KV_FIRST):
     """Integer SSA: attention LIF on the integer ``A`` with threshold ``2**(shift - 1)``.
 
     Equal to ``ssa_float(..., scale=2**-shift, order=order)`` exactly: the LIF runs on
-    ``A`` with ``F = T`` fractional bits (:func:`attention_frac_bits`), where
+    ``A`` with ``F = T`` fractional bits
+    (:func:`~spikeforge.contract.attention.lif_frac_bits`), where
     :func:`spikeforge.golden.lif.lif_int` equals the float LIF. Returns int64 ``(T, N, D)``.
     """
     _check_shift(shift)
     a = scores_int(q, k, v, heads=heads, order=order)
-    return lif_int(a, threshold=1 << (shift - 1), tau_log2=1,
-                   frac_bits=attention_frac_bits(a.shape[0]), reset="hard")
+    return lif_int(a, threshold=lif_threshold(shift), tau_log2=1,
+                   frac_bits=lif_frac_bits(a.shape[0]), reset="hard")
 
 
 def sdsa_int(q, k, v, *, variant, heads, shift=3):
-    """Golden of :class:`spikeforge.hdl.sdsa.SDSA`: the integer output spikes of ``variant``.
+    """Golden of :class:`spikeforge.hdl.attention.SDSA`: the integer output spikes of ``variant``.
 
-    ``variant`` is ``"v1"`` (``heads`` and ``shift`` have no effect: the op is element-wise),
-    ``"ssa"`` (``Q @ (K^T @ V)``) or ``"qk_first"`` (``(Q @ K^T) @ V``).
+    ``variant`` is one of :data:`spikeforge.contract.attention.VARIANTS`: ``"v1"`` (``heads``
+    and ``shift`` have no effect: the op is element-wise), ``"ssa"`` (``Q @ (K^T @ V)``) or
+    ``"qk_first"`` (``(Q @ K^T) @ V``).
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-    if variant == "v1":
+    order = order_of(variant)                  # checks the variant
+    if variant == VARIANT_V1:
         _check_heads(heads, q.shape[-1])
         return sdsa_v1_int(q, k, v)
-    order = "kv_first" if variant == "ssa" else "qk_first"
     return ssa_int(q, k, v, heads=heads, shift=shift, order=order)

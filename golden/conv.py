@@ -29,14 +29,17 @@ Saturation semantics
     ``acc_bits`` signed bits (:func:`saturate`, from :mod:`spikeforge.golden.fixed`). The engine
     makes this bit-exact by giving its
     accumulators enough guard bits that no partial sum in any event order can overflow
-    (:func:`accumulator_bits`), so its result never depends on the order of the events; only the
-    value it drains to the output is saturated to ``acc_bits``.
+    (:func:`accumulator_bits`, defined in :mod:`spikeforge.contract.sizes` for both sides), so its
+    result never depends on the order of the events; only the value it drains to the output is
+    saturated to ``acc_bits``.
 """
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .fixed import saturate, signed_range
+from spikeforge.contract.sizes import accumulator_bits
+
+from .fixed import saturate, signed_range, unsigned_range
 
 __all__ = ["saturate", "signed_range", "bit_planes", "accumulator_bits",
            "windows", "conv2d_int", "linear_int"]
@@ -66,9 +69,7 @@ def _like(array, was_torch):
 
 
 def _input_range(input_bits, input_signed):
-    if input_signed:
-        return signed_range(input_bits)
-    return 0, (1 << input_bits) - 1
+    return signed_range(input_bits) if input_signed else unsigned_range(input_bits)
 
 
 def _check_input(x, input_bits, input_signed):
@@ -95,17 +96,6 @@ def bit_planes(x, input_bits, input_signed=False):
         weight = -(1 << b) if input_signed and b == input_bits - 1 else 1 << b
         planes.append((_like((raw >> b) & 1, was_torch), weight))
     return planes
-
-
-def accumulator_bits(*, fan_in, weight_bits, input_bits, bias_bits):
-    """Signed width that holds every partial sum of one output exactly, in any event order.
-
-    A partial sum is the bias plus any subset of the terms ``±w << b`` (one per set input bit),
-    so its magnitude is at most ``2**(bias_bits-1) + fan_in * (2**input_bits - 1) *
-    2**(weight_bits-1)``.
-    """
-    bound = (1 << (bias_bits - 1)) + fan_in * ((1 << input_bits) - 1) * (1 << (weight_bits - 1))
-    return bound.bit_length() + 1
 
 
 def windows(x, kernel, stride, padding):

@@ -21,7 +21,11 @@ Energy (45 nm, Horowitz; the constants the seeds' users cite): ``E_AC = 0.9 pJ``
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
+from spikeforge.contract.attention import VARIANT_KV_FIRST, VARIANT_V1
+
+from .models.blocks import SDSA1, SDSA3, SSA
 from .sops import conv2d_sops, popcount
 
 __all__ = ["E_AC_PJ", "E_MAC_PJ", "LayerCount", "Counter", "attention_ops", "ann_macs"]
@@ -57,11 +61,11 @@ def attention_ops(q, k, v, *, variant, heads):
     """``(sops, dense)`` of one sample's attention on ``(T, N, D)`` 0/1 integer tensors."""
     steps, tokens, channels = q.shape
     dh = channels // heads
-    if variant == "v1":
+    if variant == VARIANT_V1:
         return int((k & v).sum()), steps * tokens * channels
     split = lambda x: x.reshape(steps, tokens, heads, dh).transpose(1, 2)    # (T, h, N, dh)
     qh, kh, vh = split(q), split(k), split(v)
-    if variant == "ssa":
+    if variant == VARIANT_KV_FIRST:
         kv = int((kh.sum(-1) * vh.sum(-1)).sum())           # coincident K, V pairs per token
         return kv + int(q.sum()) * dh, 2 * steps * heads * tokens * dh * dh
     scores = qh @ kh.transpose(-1, -2)                      # (T, h, N, N)
@@ -157,8 +161,6 @@ def ann_macs(model):
     ``2 · N · C · C/heads`` (``Q·(KᵀV)`` or ``(Q·Kᵀ)·V`` at the same cost order as coded) or
     ``N · C`` (SDT-V1).
     """
-    from torch import nn
-    from .models.blocks import SDSA1, SDSA3, SSA
     total = [0]
     config = model.config
 

@@ -8,6 +8,8 @@ alone).
 
 import numpy as np
 
+from spikeforge.contract import sizes
+
 __all__ = ["check_bits", "signed_range", "unsigned_range", "saturate", "saturate_unsigned"]
 
 
@@ -22,15 +24,15 @@ def check_bits(bits, *, maximum=None):
 
 
 def signed_range(bits):
-    """``(lo, hi)`` of a ``bits``-bit two's-complement integer."""
-    check_bits(bits)
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    """``(lo, hi)`` of a ``bits``-bit two's-complement integer
+    (:func:`spikeforge.contract.sizes.signed_range` after :func:`check_bits`)."""
+    return sizes.signed_range(check_bits(bits))
 
 
 def unsigned_range(bits):
-    """``(0, 2**bits - 1)``."""
-    check_bits(bits)
-    return 0, (1 << bits) - 1
+    """``(0, 2**bits - 1)`` (:func:`spikeforge.contract.sizes.unsigned_range` after
+    :func:`check_bits`)."""
+    return sizes.unsigned_range(check_bits(bits))
 
 
 def _clamp(x, lo, hi):

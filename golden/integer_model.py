@@ -19,13 +19,15 @@ sample because the input repeats) has ``T = 1`` and is broadcast where it meets 
 import torch
 import torch.nn.functional as F
 
+from spikeforge.contract.attention import VARIANT_V1, order_of
+
 from .attention import sdsa_int, sdsa_v1_float, ssa_float
 from .conv import conv2d_int
-from .energy import Counter, attention_ops
+from .energy import attention_ops
 from .lif import lif_float, lif_int
 from .residual import residual_add_int
 
-__all__ = ["BACKENDS", "run_program", "predict", "evaluate"]
+__all__ = ["BACKENDS", "run_program", "layer_outputs", "predict", "evaluate"]
 
 BACKENDS = ("float", "golden")
 
@@ -50,12 +52,16 @@ class _Runner:
         self.counter = counter
 
     def run(self, images):
+        return self.outputs(images)[self.layers[-1]["name"]]
+
+    def outputs(self, images):
+        """``{layer name: output}`` of every layer (and ``"input"``) for ``images``."""
         env = {"input": images.unsqueeze(0).to(torch.int64 if self.golden else torch.float64)}
         for layer in self.layers:
             op = layer["op"]
             src = env[layer["input"]] if "input" in layer else [env[n] for n in layer["inputs"]]
             env[layer["name"]] = getattr(self, "_" + op)(layer, src)
-        return env[self.layers[-1]["name"]]
+        return env
 
     def _conv(self, layer, x):
         name = layer["name"]
@@ -103,12 +109,11 @@ class _Runner:
             qi, ki, vi = (_tokens(x[:, i]) for x in (q, k, v))
             if self.golden:
                 o = sdsa_int(qi, ki, vi, variant=variant, heads=heads, shift=layer["shift"])
-            elif variant == "v1":
+            elif variant == VARIANT_V1:
                 o = sdsa_v1_float(qi, ki, vi)
             else:
-                order = "kv_first" if variant == "ssa" else "qk_first"
                 o = ssa_float(qi, ki, vi, heads=heads, scale=2.0 ** -layer["shift"],
-                              order=order)
+                              order=order_of(variant))
             if self.counter is not None:
                 ints = [x.round().to(torch.int64) for x in (qi, ki, vi)]
                 sops, dense = attention_ops(*ints, variant=variant, heads=heads)
@@ -145,6 +150,13 @@ def run_program(program, images, *, backend="golden", counter=None, batch_size=6
     if counter is not None:
         counter.samples += len(images)
     return torch.cat(out)
+
+
+def layer_outputs(program, images, *, backend="golden"):
+    """Every layer's output for ``images`` (int pixels ``(B, C, H, W)``): ``{name: tensor}``,
+    ``(T, B, C, H, W)`` per layer (the readout's ``(B, classes)``), plus ``"input"``."""
+    with torch.no_grad():
+        return _Runner(program, backend, None).outputs(torch.as_tensor(images))
 
 
 def predict(program, images, *, backend="golden", counter=None, progress=None):

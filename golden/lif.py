@@ -24,6 +24,8 @@ import functools
 
 import numpy as np
 
+from spikeforge.contract.sizes import ceil_div
+
 from .fixed import saturate
 
 __all__ = ["lif_float", "lif_int", "multispike", "multispike_int", "sigmoid_spike",
@@ -279,16 +281,16 @@ def _check_multispike(max_value, rounding):
 def to_lane_order(x, lanes):
     """Lane beats of one sample, in the order ``LIFArray`` serves neurons.
 
-    ``x`` is ``(T, tokens, C)``; channels are zero-padded to ``groups * lanes``. Returns
-    ``(beats, lanes)`` with ``beats = T * tokens * groups``: time steps in order, tokens in order,
-    channel groups in order; lane ``l`` of group ``g`` is channel ``g * lanes + l``.
+    ``x`` is ``(T, tokens, C)``; channels are zero-padded to ``lane_groups * lanes``. Returns
+    ``(beats, lanes)`` with ``beats = T * tokens * lane_groups``: time steps in order, tokens in
+    order, lane groups in order; lane ``l`` of group ``g`` is channel ``g * lanes + l``.
     """
     steps, tokens, channels = x.shape
-    groups = -(-channels // lanes)
-    shape = (steps, tokens, groups * lanes)
+    lane_groups = ceil_div(channels, lanes)
+    shape = (steps, tokens, lane_groups * lanes)
     padded = x.new_zeros(shape) if _is_torch(x) else np.zeros(shape, dtype=x.dtype)
     padded[..., :channels] = x
-    return padded.reshape(steps * tokens * groups, lanes)
+    return padded.reshape(steps * tokens * lane_groups, lanes)
 
 
 def from_lane_order(beats, *, steps, tokens, channels):

@@ -33,10 +33,13 @@ import math
 
 import torch
 
+from spikeforge.contract.attention import variant_of
+from spikeforge.contract.sizes import signed_range
+
 from .attention import ATTENTION_VTH
 from .data import PIXEL_BITS
 from .models.blocks import ATTENTION_THRESHOLD, SDSA1, SDSA3, ConvBlock, MembraneMLP
-from .models.variants import SPIKE_DRIVEN, NotSpikeDriven
+from .models.config import SPIKE_DRIVEN, NotSpikeDriven
 
 __all__ = ["fold_bn", "fuse_repconv", "fuse_sepconv_tail", "quantize", "Program",
            "QUANT_DEFAULTS", "describe_layer"]
@@ -155,8 +158,7 @@ class Program:
 
     def finalize(self):
         """Choose every group's ``Θ``, quantize weights and biases, fill LIF thresholds."""
-        qmax = (1 << (self.weight_bits - 1)) - 1
-        bias_max = (1 << (self.acc_bits - 1)) - 1
+        qmax, bias_max = signed_range(self.weight_bits)[1], signed_range(self.acc_bits)[1]
         biggest = {}
         for _, group, vth, weight, _ in self._pending:
             peak = float(weight.abs().max()) / vth
@@ -327,9 +329,10 @@ class _Walker:
 
     def _attn_op(self, prefix, qkv, attn):
         if isinstance(attn, SDSA1):
-            return self.p.attention(prefix + ".sdsa", *qkv, variant="v1", heads=attn.heads)
+            return self.p.attention(prefix + ".sdsa", *qkv, variant=variant_of(attn.block),
+                                    heads=attn.heads)
         assert ATTENTION_THRESHOLD == ATTENTION_VTH == 0.5
-        variant = "ssa" if attn.order == "kv_first" else "qk_first"
+        variant = variant_of(attn.block, attn.order)
         return self.p.attention(prefix + ".sdsa", *qkv, variant=variant, heads=attn.heads,
                                 shift=attn.shift)
 

@@ -1,7 +1,7 @@
 """Synaptic-operation counting, and the event list the spike encoder produces (golden of
-``hdl.encoder``).
+``hdl.engine.encoder``).
 
-Definitions (``shared/DESIGN.md``)
+Definitions (``docs/architecture.md``, "Figures every run reports")
     event
         One (output position, set input bit) pair: a nonzero spike inside an output's receptive
         field. A ``B``-bit input counts one event per set bit of its two's-complement pattern (the
@@ -17,6 +17,8 @@ Definitions (``shared/DESIGN.md``)
 from dataclasses import dataclass
 
 import numpy as np
+
+from spikeforge.contract.sizes import ceil_div
 
 from .conv import _as_int64, _like, windows
 
@@ -72,15 +74,17 @@ def linear_sops(x, weight_shape, *, input_bits=1):
     return OpCount(events=events, sops=events * c_out, dense_macs=tokens * c_in * c_out)
 
 
-def spike_events(words, *, width, channels, planes=1, count=1, chunk=1):
-    """The beats :class:`~spikeforge.hdl.encoder.SpikeEncoder` emits for a stream of spike words.
+def spike_events(words, *, word_bits, channels, planes=1, count=1, chunk=1):
+    """The beats :class:`~spikeforge.hdl.engine.encoder.SpikeEncoder` emits for a stream of spike
+    words.
 
     Parameters
     ----------
     words : list of (int, bool)
-        ``(word, last)`` in stream order; a token is ``planes * ceil(channels / width)`` words,
-        plane-major (``pack_words`` of each plane, only the token's final word marked ``last``).
-    width, channels, planes : int
+        ``(word, last)`` in stream order; a token is ``planes * ceil(channels / word_bits)``
+        words, plane-major (``pack_words`` of each plane, only the token's final word marked
+        ``last``).
+    word_bits, channels, planes : int
         Bits per word, channels per plane, bit-planes per token.
     count : int
         Items per output beat.
@@ -92,26 +96,26 @@ def spike_events(words, *, width, channels, planes=1, count=1, chunk=1):
     -------
     list of ``(items, plane, last)`` where ``items`` is a tuple of ``(addr, mask)``, at most
     ``count`` of them, in increasing ``addr``. ``addr`` counts items within the plane: bit
-    ``i`` of the plane's word ``w`` is item ``(w * width + i) // chunk``. Bits of channels
+    ``i`` of the plane's word ``w`` is item ``(w * word_bits + i) // chunk``. Bits of channels
     ``>= channels`` are ignored. A word's items fill ``ceil(n / count)`` beats; a token whose last
     word has no item ends with one beat with no item (so every token ends with a ``last`` beat).
     """
-    per_plane = -(-channels // width)
+    per_plane = ceil_div(channels, word_bits)
     beats = []
     index = 0
     for word, last in words:
         plane, w = divmod(index, per_plane)
-        valid_bits = min(width, channels - w * width)
+        valid_bits = min(word_bits, channels - w * word_bits)
         word &= (1 << valid_bits) - 1
         items = []
-        for slot in range(width // chunk):
+        for slot in range(word_bits // chunk):
             mask = (word >> (slot * chunk)) & ((1 << chunk) - 1)
             if mask:
-                items.append(((w * width) // chunk + slot, mask))
-        groups = [tuple(items[i:i + count]) for i in range(0, len(items), count)]
-        if last and not groups:
-            groups = [()]
-        for n, group in enumerate(groups):
-            beats.append((group, plane % planes, bool(last) and n == len(groups) - 1))
+                items.append(((w * word_bits) // chunk + slot, mask))
+        chunks = [tuple(items[i:i + count]) for i in range(0, len(items), count)]
+        if last and not chunks:
+            chunks = [()]
+        for n, chunk_items in enumerate(chunks):
+            beats.append((chunk_items, plane % planes, bool(last) and n == len(chunks) - 1))
         index = 0 if last else index + 1
     return beats

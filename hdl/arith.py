@@ -2,6 +2,8 @@
 
 from amaranth.hdl import Cat, Const, Mux, Value, signed, unsigned
 
+from spikeforge.contract.sizes import signed_range, unsigned_range
+
 __all__ = ["saturate_signed", "saturate_unsigned"]
 
 
@@ -18,7 +20,7 @@ def saturate_signed(value, bits):
         return value.as_signed() if len(value) == bits else value
     top = value[bits - 1:]
     in_range = (top == 0) | (top == (1 << len(top)) - 1)
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    low, high = signed_range(bits)
     return Mux(in_range, value[:bits].as_signed(),
                Mux(value[-1], Const(low, signed(bits)), Const(high, signed(bits))))
 
@@ -28,5 +30,5 @@ def saturate_unsigned(value, bits):
     value = Value.cast(value)
     if len(value) <= bits:
         return value
-    high = Const((1 << bits) - 1, unsigned(bits))
+    high = Const(unsigned_range(bits)[1], unsigned(bits))
     return Mux(value[bits:].any(), high, value[:bits])

@@ -5,30 +5,15 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.contract.sizes import unsigned_range
+
 from .arith import saturate_signed
-from .layouts import lane_beat
+from .layouts import lane_beat, threshold_row
 from .params import check_int, check_choice
 
-__all__ = ["LIFArray", "threshold_row"]
+__all__ = ["LIFArray", "RESETS"]
 
 RESETS = ("hard", "soft")
-
-
-def threshold_row(*, lanes, width, groups):
-    """Layout of one threshold-table write: the ``lanes`` thresholds of channel group ``group``.
-
-    Fields
-    ------
-    data : ArrayLayout(unsigned(width), lanes), threshold of channel ``group * lanes + lane``
-    group : unsigned, the row written
-    """
-    check_int("lanes", lanes, min=1)
-    check_int("width", width, min=1)
-    check_int("groups", groups, min=1)
-    return data.StructLayout({
-        "data": data.ArrayLayout(unsigned(width), lanes),
-        "group": unsigned(max(1, (groups - 1).bit_length())),
-    })
 
 
 class LIFArray(wiring.Component):
@@ -39,18 +24,18 @@ class LIFArray(wiring.Component):
     neurons ``b * lanes ... b * lanes + lanes - 1``, whose membranes are row ``b`` of the membrane
     memory. For a layer of ``tokens x channels`` neurons the beats are tokens in order, channel
     groups in order (:func:`spikeforge.golden.lif.to_lane_order`), so
-    ``neurons = tokens * groups * lanes``. After ``steps`` time steps the next sample begins:
+    ``neurons = tokens * lane_groups * lanes``. After ``steps`` time steps the next sample begins:
     membranes read as 0 during its step 0, so no clearing pass is needed.
 
     Each lane computes, with ``F = frac_bits``, ``k = tau_log2`` and ``theta`` the threshold of
     the beat's channel (row ``group`` of the threshold table, lane ``l``)::
 
-        H = sat(V + (((X << F) - V) >> k))      # >>: arithmetic (floor); sat: to membrane_width
+        H = sat(V + (((X << F) - V) >> k))      # >>: arithmetic (floor); sat: to membrane_bits
         S = H >= theta << F
         V = 0 (hard) or H - (theta << F) (soft) if S else H
 
     exactly :func:`spikeforge.golden.lif.lif_int` with ``threshold`` the per-channel table,
-    ``membrane_bits=membrane_width``. ``group``, ``first`` and ``last`` pass through to the spike
+    ``membrane_bits=membrane_bits``. ``group``, ``first`` and ``last`` pass through to the spike
     beat. Thresholds are non-negative; they come from ``thresholds`` at configuration and can be
     rewritten a row at a time through ``thr`` (a write affects beats accepted after it; load
     between samples).
@@ -69,64 +54,67 @@ class LIFArray(wiring.Component):
     lanes : int
         P, neuron updates per beat.
     neurons : int
-        N, neurons served (membrane memory rows = N / P); a multiple of ``lanes * groups``.
+        N, neurons served (membrane memory rows = N / P); a multiple of ``lanes * lane_groups``.
     steps : int
         T, time steps per sample.
-    groups : int
-        Channel groups per token (threshold table rows; sizes the ``group`` field).
-    current_width : int
-        Signed width of an input current.
+    lane_groups : int
+        Lane groups per token (threshold table rows; sizes the ``group`` field).
+    current_bits : int
+        Signed bits of an input current.
     frac_bits : int
         F, fractional membrane bits (``F >= tau_log2 * steps`` makes it equal the float LIF).
     tau_log2 : int
         k, with ``tau = 2**k``.
     reset : "hard" or "soft"
-    membrane_width : int or None
-        Signed membrane width; default ``current_width + frac_bits``, which never saturates.
-    threshold_width : int
-        Unsigned threshold width.
+    membrane_bits : int or None
+        Signed membrane bits; default ``current_bits + frac_bits``, which never saturates.
+    threshold_bits : int
+        Unsigned threshold bits.
     thresholds : None, int, or sequence of int
-        Initial threshold table: one value for the layer, or ``groups * lanes`` values in channel
-        order; default 0.
+        Initial threshold table: one value for the layer, or ``lane_groups * lanes`` values in
+        channel order; default 0.
 
     Members
     -------
-    i : In(stream.Signature(lane_beat(lanes=P, shape=signed(current_width), groups=G)))
+    i : In(stream.Signature(lane_beat(lanes=P, shape=signed(current_bits), lane_groups=G)))
         Input currents.
-    o : Out(stream.Signature(lane_beat(lanes=P, shape=1, groups=G)))
+    o : Out(stream.Signature(lane_beat(lanes=P, shape=1, lane_groups=G)))
         Spikes, one beat per input beat, in order.
-    thr : In(stream.Signature(threshold_row(lanes=P, width=threshold_width, groups=G)))
+    thr : In(stream.Signature(threshold_row(lanes=P, threshold_bits=threshold_bits,
+                                            lane_groups=G)))
         Threshold-table writes; always ready.
     """
 
-    def __init__(self, *, lanes, neurons, steps, current_width, frac_bits, groups=1, tau_log2=1,
-                 reset="hard", membrane_width=None, threshold_width=8, thresholds=None):
+    def __init__(self, *, lanes, neurons, steps, current_bits, frac_bits, lane_groups=1,
+                 tau_log2=1, reset="hard", membrane_bits=None, threshold_bits=8, thresholds=None):
         self._lanes = check_int("lanes", lanes, min=1)
-        self._groups = check_int("groups", groups, min=1)
-        self._neurons = check_int("neurons", neurons, min=lanes * groups)
-        if neurons % (lanes * groups):
-            raise ValueError(f"neurons must be a multiple of lanes * groups ({lanes * groups}), "
+        self._lane_groups = check_int("lane_groups", lane_groups, min=1)
+        self._neurons = check_int("neurons", neurons, min=lanes * lane_groups)
+        if neurons % (lanes * lane_groups):
+            raise ValueError(f"neurons must be a multiple of lanes * lane_groups "
+                             f"({lanes * lane_groups}), "
                              f"not {neurons!r}")
         self._steps = check_int("steps", steps, min=1)
-        self._current_width = check_int("current_width", current_width, min=2, max=64)
+        self._current_bits = check_int("current_bits", current_bits, min=2, max=64)
         self._frac_bits = check_int("frac_bits", frac_bits, min=0, max=64)
         self._tau_log2 = check_int("tau_log2", tau_log2, min=1, max=16)
         self._reset = check_choice("reset", reset, RESETS)
-        if membrane_width is None:
-            membrane_width = current_width + frac_bits
-        self._membrane_width = check_int("membrane_width", membrane_width, min=2, max=128)
-        self._threshold_width = check_int("threshold_width", threshold_width, min=1, max=64)
+        if membrane_bits is None:
+            membrane_bits = current_bits + frac_bits
+        self._membrane_bits = check_int("membrane_bits", membrane_bits, min=2, max=128)
+        self._threshold_bits = check_int("threshold_bits", threshold_bits, min=1, max=64)
         self._thresholds = self._threshold_table(thresholds)
         super().__init__({
             "i": In(stream.Signature(
-                lane_beat(lanes=lanes, shape=signed(current_width), groups=groups))),
-            "o": Out(stream.Signature(lane_beat(lanes=lanes, shape=1, groups=groups))),
+                lane_beat(lanes=lanes, shape=signed(current_bits), lane_groups=lane_groups))),
+            "o": Out(stream.Signature(lane_beat(lanes=lanes, shape=1, lane_groups=lane_groups))),
             "thr": In(stream.Signature(
-                threshold_row(lanes=lanes, width=threshold_width, groups=groups))),
+                threshold_row(lanes=lanes, threshold_bits=threshold_bits,
+                              lane_groups=lane_groups))),
         })
 
     def _threshold_table(self, thresholds):
-        count = self._groups * self._lanes
+        count = self._lane_groups * self._lanes
         if thresholds is None:
             thresholds = 0
         if isinstance(thresholds, int) and not isinstance(thresholds, bool):
@@ -134,24 +122,24 @@ class LIFArray(wiring.Component):
         if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__len__") \
                 or len(thresholds) != count:
             raise TypeError(f"thresholds must be None, an int or {count} ints "
-                            f"(groups * lanes), not {thresholds!r:.60}")
-        top = (1 << self._threshold_width) - 1
+                            f"(lane_groups * lanes), not {thresholds!r:.60}")
+        top = unsigned_range(self._threshold_bits)[1]
         for value in thresholds:
             check_int("thresholds", value, min=0, max=top)
         return [list(thresholds[g * self._lanes:(g + 1) * self._lanes])
-                for g in range(self._groups)]
+                for g in range(self._lane_groups)]
 
     lanes = property(lambda self: self._lanes)
     neurons = property(lambda self: self._neurons)
     steps = property(lambda self: self._steps)
-    groups = property(lambda self: self._groups)
-    current_width = property(lambda self: self._current_width)
+    lane_groups = property(lambda self: self._lane_groups)
+    current_bits = property(lambda self: self._current_bits)
     frac_bits = property(lambda self: self._frac_bits)
     tau_log2 = property(lambda self: self._tau_log2)
     reset = property(lambda self: self._reset)
-    membrane_width = property(lambda self: self._membrane_width)
-    threshold_width = property(lambda self: self._threshold_width)
-    #: Initial threshold table, ``groups`` rows of ``lanes`` values.
+    membrane_bits = property(lambda self: self._membrane_bits)
+    threshold_bits = property(lambda self: self._threshold_bits)
+    #: Initial threshold table, ``lane_groups`` rows of ``lanes`` values.
     thresholds = property(lambda self: [list(row) for row in self._thresholds])
     #: Membrane memory rows: beats per time step.
     beats_per_step = property(lambda self: self._neurons // self._lanes)
@@ -168,16 +156,16 @@ class LIFArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, rows = self._lanes, self.beats_per_step
-        frac, mw = self._frac_bits, self._membrane_width
+        frac, mw = self._frac_bits, self._membrane_bits
         membrane_row = data.ArrayLayout(signed(mw), lanes)
-        threshold_layout = data.ArrayLayout(unsigned(self._threshold_width), lanes)
+        threshold_layout = data.ArrayLayout(unsigned(self._threshold_bits), lanes)
 
         m.submodules.membranes = membranes = Memory(shape=membrane_row, depth=rows, init=[])
         mem_wr = membranes.write_port()
         registered = self.registered_read
         mem_rd = membranes.read_port(transparent_for=() if registered else (mem_wr,))
         m.submodules.thresholds = thresholds = Memory(
-            shape=threshold_layout, depth=self._groups, init=self._thresholds)
+            shape=threshold_layout, depth=self._lane_groups, init=self._thresholds)
         thr_wr = thresholds.write_port()
         thr_rd = thresholds.read_port()
 
@@ -263,10 +251,10 @@ class LIFArray(wiring.Component):
 
         # → Stage C: H = sat(V + (((X << F) - V) >> k)). For tau = 2 this is (V + (X << F)) >> 1
         # exactly (V is an integer inside the floor): one carry chain instead of two. H lies
-        # between V and X << F, so with membrane_width >= current_width + F it cannot overflow
+        # between V and X << F, so with membrane_bits >= current_bits + F it cannot overflow
         # and the clamp is left out.
         h_next = Signal(membrane_row)
-        may_overflow = mw < self._current_width + frac
+        may_overflow = mw < self._current_bits + frac
         for lane in range(lanes):
             stored = src_v[lane]
             if rows == 1:

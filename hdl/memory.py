@@ -1,5 +1,6 @@
-"""A memory with a registered read (read latency 2): on ECP5 the register is the block RAM's own
-output register, elsewhere a fabric register after a synchronous ``lib.memory`` read port."""
+"""Memories of the units: :class:`RegisteredReadMemory`, a memory with a registered read (read
+latency 2) in either :data:`RAM_STYLES`, whose block-RAM form on ECP5 reads through the DP16KD's
+own output register."""
 
 from collections.abc import Mapping
 
@@ -8,9 +9,17 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .params import check_int
+from spikeforge.contract.sizes import ceil_div
 
-__all__ = ["RegisteredReadMemory", "uses_ecp5_ebr", "ECP5_EBR_DEPTH", "ECP5_EBR_BITS"]
+from .params import check_int, check_choice
+
+__all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "ECP5_EBR_DEPTH",
+           "ECP5_EBR_BITS"]
+
+# How a memory is built: "block" (block RAM: dense; on ECP5 read through the EBR's output
+# register, see RegisteredReadMemory) or "distributed" (LUT RAM, read asynchronously from a
+# registered address; its multiplexer tree and address fan-out grow with the depth).
+RAM_STYLES = ("distributed", "block")
 
 # A DP16KD in 18-bit mode (DATA_WIDTH = 18) holds 1024 rows of 18 bits.
 ECP5_EBR_DEPTH = 1024
@@ -44,15 +53,22 @@ class RegisteredReadMemory(wiring.Component):
     being written at the same edge is undefined (the callers never do it: they load and read in
     separate phases).
 
-    The implementation is chosen from the elaboration platform, here and nowhere else
-    (:func:`uses_ecp5_ebr`):
+    ``style="distributed"``: a ``lib.memory`` :class:`Memory` read asynchronously (LUT RAM);
+    the first register holds the read address (enable ``r_en``) and the output register the
+    row read from it (enable ``o_en``), so the timing is the same, but the row is read when the
+    output register takes it: a write to that row after the read and before then is seen (a
+    caller writing while reads wait, as the window walker loading its next frame, holds the
+    write until the read is taken).
+
+    ``style="block"``: the implementation is chosen from the elaboration platform, here and
+    nowhere else (:func:`uses_ecp5_ebr`):
 
     * ``platform.family == "ecp5"`` (the synthesis flow passes ``SynthTarget(family=...)``),
-      ``depth <= 1024`` and all-zero ``init``: ``ceil(width / 18)`` DP16KD block RAMs in 18-bit
+      ``depth <= 1024`` and all-zero ``init``: ``ceil(row_bits / 18)`` DP16KD block RAMs in 18-bit
       mode side by side, port A writing, port B reading with ``REGMODE_B = "OUTREG"``, so the
       output register is the EBR's own (``CEB = r_en``, ``OCEB = o_en``). Yosys 0.70 never
       enables that register when it infers block RAM, and the DP16KD's clock-to-output delay
-      without it (5.83 ns on speed grade 6) caps Fmax near 130 MHz.
+      without it (5.83 ns on speed grade 6) is most of a clock cycle at 150 MHz on its own.
     * otherwise (no platform, i.e. simulation; iCE40; more than 1024 rows; nonzero initial
       contents, which the primitive path does not load): a ``lib.memory`` :class:`Memory` with
       a synchronous read port (enable ``r_en``) and a reset-less fabric register (enable
@@ -68,6 +84,8 @@ class RegisteredReadMemory(wiring.Component):
         Rows.
     init : list or None
         Initial rows (as ``lib.memory.Memory``'s ``init``).
+    style : {"distributed", "block"}
+        LUT RAM or block RAM (see above and :data:`RAM_STYLES`).
     attrs : dict or None
         Attributes of the behavioural ``Memory`` (e.g. ``{"ram_style": "block"}``).
 
@@ -85,10 +103,11 @@ class RegisteredReadMemory(wiring.Component):
         The output register.
     """
 
-    def __init__(self, *, shape, depth, init=None, attrs=None):
+    def __init__(self, *, shape, depth, init=None, style="block", attrs=None):
+        self._style = check_choice("style", style, RAM_STYLES)
         self._shape = shape
-        self._width = Shape.cast(shape).width
-        check_int("width of shape", self._width, min=1)
+        self._row_bits = Shape.cast(shape).width
+        check_int("bits of shape", self._row_bits, min=1)
         self._depth = check_int("depth", depth, min=1)
         self._init = list(init or [])
         if len(self._init) > depth:
@@ -103,8 +122,11 @@ class RegisteredReadMemory(wiring.Component):
 
     def primitive(self, platform):
         """Whether elaboration for ``platform`` uses DP16KD blocks (see the class docstring)."""
-        return (uses_ecp5_ebr(platform) and self._depth <= ECP5_EBR_DEPTH
-                and _all_zero(self._init))
+        return (self._style == "block" and uses_ecp5_ebr(platform)
+                and self._depth <= ECP5_EBR_DEPTH and _all_zero(self._init))
+
+    style = property(lambda self: self._style)
+    depth = property(lambda self: self._depth)
 
     def elaborate(self, platform):
         if self.primitive(platform):
@@ -112,11 +134,19 @@ class RegisteredReadMemory(wiring.Component):
         m = Module()
         m.submodules.memory = memory = Memory(shape=self._shape, depth=self._depth,
                                               init=self._init, attrs=self._attrs)
-        read = memory.read_port(domain="sync")
+        if self._style == "distributed":
+            read = memory.read_port(domain="comb")
+            addr = Signal.like(read.addr)
+            with m.If(self.r_en):
+                m.d.sync += addr.eq(self.r_addr)
+            m.d.comb += read.addr.eq(addr)
+        else:
+            read = memory.read_port(domain="sync")
+            m.d.comb += [read.addr.eq(self.r_addr), read.en.eq(self.r_en)]
         write = memory.write_port()
         m.d.comb += [write.addr.eq(self.w_addr), write.data.eq(self.w_data),
-                     write.en.eq(self.w_en), read.addr.eq(self.r_addr), read.en.eq(self.r_en)]
-        out = Signal(self._width, reset_less=True)
+                     write.en.eq(self.w_en)]
+        out = Signal(self._row_bits, reset_less=True)
         with m.If(self.o_en):
             m.d.sync += out.eq(read.data)
         m.d.comb += self.r_data.eq(out)
@@ -131,14 +161,14 @@ class RegisteredReadMemory(wiring.Component):
         m = Module()
         waddr = Signal(_ECP5_ADDR_BITS)
         raddr = Signal(_ECP5_ADDR_BITS)
-        wdata = Signal(self._width)
-        rdata = Signal(self._width)
+        wdata = Signal(self._row_bits)
+        rdata = Signal(self._row_bits)
         m.d.comb += [waddr.eq(self.w_addr), raddr.eq(self.r_addr),
                      wdata.eq(self.w_data), self.r_data.eq(rdata)]
         one, zero = Const(1, 1), Const(0, 1)
-        for k in range(-(-self._width // ECP5_EBR_BITS)):
+        for k in range(ceil_div(self._row_bits, ECP5_EBR_BITS)):
             lo = k * ECP5_EBR_BITS
-            hi = min(lo + ECP5_EBR_BITS, self._width)
+            hi = min(lo + ECP5_EBR_BITS, self._row_bits)
             dout = Signal(ECP5_EBR_BITS, name=f"dout{k}")
             m.d.comb += rdata[lo:hi].eq(dout[:hi - lo])
             ports = {

@@ -17,7 +17,7 @@ __all__ = ["main", "cli"]
 
 # Subcommand name -> "module:attribute" of its click command.
 SUBCOMMANDS = {name: f"spikeforge.commands.{name}:command" for name in (
-    "verilog", "sim", "demo", "bench", "train", "run", "report", "synth")}
+    "verilog", "sim", "demo", "bench", "train", "run", "report", "synth", "formal", "compile")}
 
 
 @click.group(cls=LazyGroup, lazy=SUBCOMMANDS,

@@ -2,9 +2,9 @@
 
 Bytes from the host's serial port are spikes: byte ``g`` of a token carries channels
 ``8g … 8g+7`` (bit ``i`` = channel ``8g+i``), one lane beat of 8 lanes per byte. The
-:class:`~spikeforge.hdl.packer.SpikePacker` packs each token into ``width``-bit words, which go
-back to the host least significant byte first. So a host sends ``ceil(channels / 8)`` bytes per
-token and reads back ``ceil(channels / width) * width / 8`` bytes, equal to
+:class:`~spikeforge.hdl.packer.SpikePacker` packs each token into ``word_bits``-bit words, which
+go back to the host least significant byte first. So a host sends ``ceil(channels / 8)`` bytes
+per token and reads back ``ceil(channels / word_bits) * word_bits / 8`` bytes, equal to
 :func:`spikeforge.golden.spikes.pack_words` of the same spikes; the same path a layer program
 would take through the host port.
 """
@@ -13,6 +13,7 @@ from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib import io, wiring, stream
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.contract.sizes import ceil_div
 from spikeforge.hdl.layouts import lane_beat
 from spikeforge.hdl.packer import SpikePacker
 from spikeforge.hdl.params import check_int
@@ -24,44 +25,49 @@ LANES = 8                 # one byte = one beat of 8 spikes
 BAUD = 115_200
 
 
+def _check_word_bits(word_bits):
+    check_int("word_bits", word_bits, min=8)
+    if word_bits % 8:
+        raise ValueError(f"word_bits must be a multiple of 8, not {word_bits!r}")
+    return word_bits
+
+
 class _BytesToBeats(wiring.Component):
     """Frames bytes into lane beats: ``group`` counts the bytes of a token, ``first``/``last``
     mark its first and last byte."""
 
-    def __init__(self, *, groups):
-        self._groups = check_int("groups", groups, min=1)
-        layout = lane_beat(lanes=LANES, shape=1, groups=groups)
+    def __init__(self, *, lane_groups):
+        self._lane_groups = check_int("lane_groups", lane_groups, min=1)
+        layout = lane_beat(lanes=LANES, shape=1, lane_groups=lane_groups)
         super().__init__({"i": In(stream.Signature(8)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
         m = Module()
-        group = Signal(range(self._groups))
+        group = Signal(range(self._lane_groups))
         m.d.comb += [
             self.o.valid.eq(self.i.valid),
             self.i.ready.eq(self.o.ready),
             self.o.payload.data.eq(self.i.payload),
             self.o.payload.group.eq(group),
             self.o.payload.first.eq(group == 0),
-            self.o.payload.last.eq(group == self._groups - 1),
+            self.o.payload.last.eq(group == self._lane_groups - 1),
         ]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += group.eq(Mux(group == self._groups - 1, 0, group + 1))
+            m.d.sync += group.eq(Mux(group == self._lane_groups - 1, 0, group + 1))
         return m
 
 
 class _WordsToBytes(wiring.Component):
-    """Sends each ``width``-bit word as ``width / 8`` bytes, least significant first."""
+    """Sends each ``word_bits``-bit word as ``word_bits / 8`` bytes, least significant first."""
 
-    def __init__(self, *, width):
-        self._width = check_int("width", width, min=8)
-        if width % 8:
-            raise ValueError(f"width must be a multiple of 8, not {width!r}")
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(8))})
+    def __init__(self, *, word_bits):
+        self._word_bits = _check_word_bits(word_bits)
+        super().__init__({"i": In(stream.Signature(word_bits)), "o": Out(stream.Signature(8))})
 
     def elaborate(self, platform):
         m = Module()
-        count = self._width // 8
-        word = Signal(self._width)
+        count = self._word_bits // 8
+        word = Signal(self._word_bits)
         left = Signal(range(count + 1))
         m.d.comb += [
             self.i.ready.eq(left == 0),
@@ -84,8 +90,8 @@ class SpikeLink(wiring.Component):
         Clock cycles per UART bit.
     channels : int
         Channels per token.
-    width : int
-        Packed word width, a multiple of 8.
+    word_bits : int
+        Bits per packed spike word, a multiple of 8.
 
     Members
     -------
@@ -97,25 +103,22 @@ class SpikeLink(wiring.Component):
         Pulses on a UART framing error or overrun.
     """
 
-    def __init__(self, *, divisor, channels=32, width=16):
+    def __init__(self, *, divisor, channels=32, word_bits=16):
         self._divisor = check_int("divisor", divisor, min=4)
         self._channels = check_int("channels", channels, min=1)
-        self._width = check_int("width", width, min=8)
-        if width % 8:
-            raise ValueError(f"width must be a multiple of 8, not {width!r}")
+        self._word_bits = _check_word_bits(word_bits)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "error": Out(1)})
 
     channels = property(lambda self: self._channels)
-    width = property(lambda self: self._width)
+    word_bits = property(lambda self: self._word_bits)
 
     def elaborate(self, platform):
         m = Module()
-        groups = -(-self._channels // LANES)
         m.submodules.rx = rx = UARTReceiver(divisor=self._divisor)
-        m.submodules.frame = frame = _BytesToBeats(groups=groups)
+        m.submodules.frame = frame = _BytesToBeats(lane_groups=ceil_div(self._channels, LANES))
         m.submodules.packer = packer = SpikePacker(lanes=LANES, channels=self._channels,
-                                                   width=self._width)
-        m.submodules.split = split = _WordsToBytes(width=self._width)
+                                                   word_bits=self._word_bits)
+        m.submodules.split = split = _WordsToBytes(word_bits=self._word_bits)
         m.submodules.tx = tx = UARTTransmitter(divisor=self._divisor)
         wiring.connect(m, rx.o, frame.i)
         wiring.connect(m, frame.o, packer.i)
@@ -137,14 +140,14 @@ class BoardTop(Elaboratable):
     """:class:`SpikeLink` on a board's UART at :data:`BAUD`; LED 0 lights after a UART error,
     LED 1 shows the transmit line."""
 
-    def __init__(self, *, channels=32, width=16, baud=BAUD):
-        self.channels, self.width, self.baud = channels, width, baud
+    def __init__(self, *, channels=32, word_bits=16, baud=BAUD):
+        self.channels, self.word_bits, self.baud = channels, word_bits, baud
 
     def elaborate(self, platform):
         m = Module()
         divisor = uart_divisor(clk_hz=platform.default_clk_frequency, baud=self.baud)
         m.submodules.link = link = SpikeLink(divisor=divisor, channels=self.channels,
-                                             width=self.width)
+                                             word_bits=self.word_bits)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)

@@ -82,6 +82,6 @@ def build_board(board, *, do_build=True, build_dir=None, seed=1):
         "bytes": bitstream.stat().st_size, "fmax_mhz": fmax(report),
         "clock_mhz": platform.default_clk_frequency / 1e6, "placed": placed(report),
         "design": f"UART {top.baud} baud -> packer (lanes 8, channels {top.channels}, "
-                  f"width {top.width}) -> UART",
+                  f"word_bits {top.word_bits}) -> UART",
         "seconds": round(time.monotonic() - started, 2),
     }

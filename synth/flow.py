@@ -23,13 +23,14 @@ from dataclasses import dataclass, asdict, field
 from importlib import metadata
 from pathlib import Path
 
+from spikeforge.hdl.target import SynthTarget
+
 from .devices import get_device
 from .report import (overflows, read_stat, unit_cells, register_bits, resources, fmax, placed,
                      critical_path)
 from .wrapper import OutOfContext, DUT_NAME
 
-__all__ = ["SynthResult", "SynthTarget", "SynthesisError", "DoesNotFit", "synthesize",
-           "tool_versions"]
+__all__ = ["SynthResult", "SynthesisError", "DoesNotFit", "synthesize", "tool_versions"]
 
 # A unit whose synthesized flip-flops fall below this share of its RTL register bits has probably
 # lost logic to optimization: the result is flagged, not trusted.
@@ -78,16 +79,6 @@ class SynthResult:
 
     def as_dict(self):
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class SynthTarget:
-    """The ``platform`` a unit is elaborated with for synthesis: only the device's ``family``
-    (e.g. ``"ecp5"``, ``"ice40"``). Units may choose vendor primitives from it (the engine's
-    block RAMs use the EBR output register on ECP5: :class:`spikeforge.hdl.bram.
-    RegisteredReadMemory`); simulation elaborates with no platform."""
-
-    family: str
 
 
 def tool_versions():

@@ -30,8 +30,8 @@ BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 # every unit. `spikeforge synth baseline` checks them all; tests/test_synth.py the cheap ones.
 # Cases of units not (yet) in the registry are skipped.
 CASES = [
-    ("packer", {"lanes": 8, "channels": 36, "width": 16}, True),
-    ("packer", {"lanes": 16, "channels": 64, "width": 64}, True),
+    ("packer", {"lanes": 8, "channels": 36, "word_bits": 16}, True),
+    ("packer", {"lanes": 16, "channels": 64, "word_bits": 64}, True),
     ("uart", {"divisor": 6}, True),
     ("residual", {}, True),
     ("encoder", {}, True),

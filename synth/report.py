@@ -79,9 +79,10 @@ def critical_path(report):
     Returns ``{"start", "end", "levels", "delay_ns", "logic_ns", "routing_ns", "start_cell",
     "end_cell", "nets", "through"}``: the launching and capturing signals of the unit
     (``input port`` / ``output port`` where the path starts or ends in the wrapper's port
-    registers), the logic cells crossed, the delay split into cell and wire delay, the mapped cells at both ends and
-    the nets on the way (hierarchical names, ``dut.`` being the unit), and ``through``: the unit's
-    signals among those nets, readable. ``None`` when the design has no such path.
+    registers), the logic cells crossed, the delay split into cell and wire delay, the mapped
+    cells at both ends and the nets on the way (hierarchical names, ``dut.`` being the unit),
+    and ``through``: the unit's signals among those nets, readable. ``None`` when the design
+    has no such path.
     """
     paths = report.get("critical_paths", [])
     clocked = [p for p in paths

@@ -5,6 +5,8 @@ against the float ones exactly, and the parameter checks."""
 import pytest
 import torch
 
+from spikeforge.contract.attention import (ORDER_KV_FIRST, ORDER_QK_FIRST, VARIANTS,
+                                           lif_frac_bits, lif_membrane_bits, lif_threshold)
 from spikeforge.golden.attention import (sdsa_v1_float, sdsa_v1_int, kv_int, scores_int,
                                          ssa_float, ssa_int, sdsa_int)
 from spikeforge.golden.lif import lif_int
@@ -53,7 +55,7 @@ def _reference_ssa(q, k, v, heads, scale, order):
         for h in range(heads):
             cols = slice(h * dh, (h + 1) * dh)
             qh, kh, vh = q[t, :, cols], k[t, :, cols], v[t, :, cols]
-            if order == "kv_first":
+            if order == ORDER_KV_FIRST:
                 x[t, :, cols] = qh @ (kh.T @ vh) * scale
             else:
                 x[t, :, cols] = (qh @ kh.T) @ vh * scale
@@ -70,8 +72,8 @@ def test_v1_float_matches_reference_and_int(case):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("order,scale", [("kv_first", 0.125), ("qk_first", 0.125),
-                                         ("qk_first", 0.25), ("kv_first", 0.5)])
+@pytest.mark.parametrize("order,scale", [(ORDER_KV_FIRST, 0.125), (ORDER_QK_FIRST, 0.125),
+                                         (ORDER_QK_FIRST, 0.25), (ORDER_KV_FIRST, 0.5)])
 def test_ssa_float_matches_reference_and_int(case, order, scale):
     steps, tokens, channels, heads, rates = case
     q, k, v = _qkv(steps, tokens, channels, rates, seed=channels + tokens)
@@ -104,8 +106,8 @@ def test_ssa_int_hits_the_state_dependent_band():
 def test_orders_and_kv_agree(case):
     steps, tokens, channels, heads, rates = case
     q, k, v = _qkv(steps, tokens, channels, rates, seed=1)
-    a = scores_int(q, k, v, heads=heads, order="kv_first")
-    assert torch.equal(a, scores_int(q, k, v, heads=heads, order="qk_first"))
+    a = scores_int(q, k, v, heads=heads, order=ORDER_KV_FIRST)
+    assert torch.equal(a, scores_int(q, k, v, heads=heads, order=ORDER_QK_FIRST))
     assert int(a.max()) <= tokens * channels // heads
     kv = kv_int(k, v, heads=heads)
     dh = channels // heads
@@ -116,7 +118,7 @@ def test_orders_and_kv_agree(case):
 
 def test_all_zero_and_all_one():
     zeros, ones = torch.zeros(3, 4, 8), torch.ones(3, 4, 8)
-    for variant in ("v1", "ssa", "qk_first"):
+    for variant in VARIANTS:
         assert int(sdsa_int(zeros, zeros, zeros, variant=variant, heads=2).sum()) == 0
         assert torch.equal(sdsa_int(ones, ones, ones, variant=variant, heads=2),
                            torch.ones(3, 4, 8, dtype=torch.int64))
@@ -168,12 +170,13 @@ def test_sew_add():
 
 @pytest.mark.parametrize("shift", [1, 2, 3])
 def test_narrow_membrane_keeps_the_spikes(shift):
-    # The RTL's attention LIF keeps a signed membrane of shift + T + 1 bits: it saturates only
-    # where H >= 2**(shift + T), above the threshold, so the spikes are those of ssa_int.
+    # The RTL's attention LIF keeps a signed membrane of shift + T + 1 bits
+    # (lif_membrane_bits): it saturates only where H >= 2**(shift + T), above the threshold, so
+    # the spikes are those of ssa_int.
     steps, tokens, channels, heads = 4, 30, 32, 4
     q, k, v = _qkv(steps, tokens, channels, (0.5, 0.4, 0.4), seed=shift)
     a = scores_int(q, k, v, heads=heads)
     assert int(a.max()) >= 1 << (shift + 1)           # saturation really happens
-    narrow = lif_int(a, threshold=1 << (shift - 1), frac_bits=steps,
-                     membrane_bits=shift + steps + 1)
+    narrow = lif_int(a, threshold=lif_threshold(shift), frac_bits=lif_frac_bits(steps),
+                     membrane_bits=lif_membrane_bits(shift=shift, steps=steps))
     assert torch.equal(narrow, ssa_int(q, k, v, heads=heads, shift=shift))

@@ -1,20 +1,18 @@
-"""Golden integer ops against torch float64 convolutions, and the SOP / event counts."""
-
-import itertools
+"""Golden integer ops (``golden/conv.py``) against torch float64 convolutions."""
 
 import numpy as np
 import pytest
 import torch
 
 from spikeforge.golden import conv as conv_module
-from spikeforge.golden import fixed, lif, residual
 from spikeforge.golden.conv import (FLOAT64_EXACT, accumulator_bits, bit_planes, conv2d_int,
                                     linear_int, saturate, signed_range)
-from spikeforge.golden.sops import conv2d_sops, linear_sops, popcount, spike_events
+from spikeforge.golden.fixed import unsigned_range
 
 
 def _inputs(gen, shape, bits, signed):
-    lo, hi = signed_range(bits) if signed else (0, (1 << bits) - 1)
+    """Random ``bits``-bit integers (two's complement when ``signed``) as an int64 tensor."""
+    lo, hi = signed_range(bits) if signed else unsigned_range(bits)
     return torch.randint(lo, hi + 1, shape, generator=gen, dtype=torch.int64)
 
 
@@ -122,16 +120,6 @@ def test_weights_beyond_float64_exactness_use_int64(groups):
     assert torch.equal(got, (parts[0] << 26) + parts[1])
 
 
-def test_one_saturate_helper_serves_conv_lif_and_residual():
-    assert conv_module.saturate is fixed.saturate and lif.saturate is fixed.saturate
-    assert residual.saturate_unsigned is fixed.saturate_unsigned
-    assert fixed.saturate(np.array([-300, 5, 300]), 9).tolist() == [-256, 5, 255]
-    assert fixed.saturate(torch.tensor([7]), None).tolist() == [7]
-    assert fixed.saturate_unsigned(torch.tensor([-1, 3, 9]), 3).tolist() == [0, 3, 7]
-    with pytest.raises(ValueError, match="bits"):
-        fixed.saturate(1, 0)
-
-
 def test_numpy_inputs_give_numpy_results():
     x = np.ones((1, 2, 3, 3), dtype=np.int64)
     w = np.full((1, 2, 2, 2), 3, dtype=np.int64)
@@ -149,48 +137,3 @@ def test_bad_inputs_raise():
         conv2d_int(torch.ones((1, 1, 2, 2), dtype=torch.int64), w)
     with pytest.raises(ValueError, match="groups"):
         conv2d_int(torch.ones((1, 2, 4, 4), dtype=torch.int64), w, groups=3)
-
-
-# --- SOP counting
-
-def _brute_force_events(x, k, stride, padding, bits):
-    b, c, h, w = x.shape
-    h_out = (h + 2 * padding - k) // stride + 1
-    w_out = (w + 2 * padding - k) // stride + 1
-    events = 0
-    for n, oy, ox, ci, ky, kx in itertools.product(range(b), range(h_out), range(w_out),
-                                                   range(c), range(k), range(k)):
-        iy, ix = oy * stride - padding + ky, ox * stride - padding + kx
-        if 0 <= iy < h and 0 <= ix < w:
-            events += bin(int(x[n, ci, iy, ix]) & ((1 << bits) - 1)).count("1")
-    return events, b * h_out * w_out
-
-
-@pytest.mark.parametrize("k, stride, padding, groups, bits", [
-    (3, 1, 1, 1, 1), (3, 2, 1, 1, 2), (7, 1, 3, 1, 1), (3, 1, 1, 4, 3)])
-def test_conv2d_sops_counts_events(k, stride, padding, groups, bits):
-    gen = torch.Generator().manual_seed(k + stride)
-    x = _inputs(gen, (2, 4, 7, 7), bits, False)
-    count = conv2d_sops(x, (8, 4 // groups, k, k), stride=stride, padding=padding,
-                        groups=groups, input_bits=bits)
-    events, outputs = _brute_force_events(x, k, stride, padding, bits)
-    assert count.events == events
-    assert count.sops == events * 8 // groups
-    assert count.dense_macs == outputs * 8 * (4 // groups) * k * k
-
-
-def test_linear_sops():
-    x = torch.tensor([[1, 0, 3], [0, 0, 0]])
-    count = linear_sops(x, (5, 3), input_bits=2)
-    assert (count.events, count.sops, count.dense_macs) == (3, 15, 30)
-    assert popcount(torch.tensor([-1, 5]), 4).tolist() == [4, 2]
-
-
-def test_spike_events():
-    # Two planes of one 8-bit word, channels 6: bit 7 is junk; a token of zeros closes empty.
-    words = [(0b10100101, False), (0b00000010, True), (0, False), (0, True)]
-    assert spike_events(words, width=8, channels=6, planes=2, count=2) == [
-        (((0, 1), (2, 1)), 0, False), (((5, 1),), 0, False), (((1, 1),), 1, True),
-        ((), 1, True)]
-    assert spike_events([(0xF0F0, True)], width=16, channels=16, chunk=4) == [
-        (((1, 0xF),), 0, False), (((3, 0xF),), 0, True)]

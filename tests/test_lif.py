@@ -13,7 +13,8 @@ from spikeforge.verif.sim_streams import put_stream, stream_through
 from spikeforge.verif.runner import simulate, SimulationFailed, SIMULATORS
 from spikeforge.verif.tb_lif import (random_currents, random_thresholds, golden_spikes,
                                      sample_shape)
-from spikeforge.verif.units import UNITS, Unit
+from spikeforge.verif.broken import broken_variant
+from spikeforge.verif.units import UNITS
 
 
 def _run(p, *, samples, idle, stall, seed, via_port=False):
@@ -22,12 +23,12 @@ def _run(p, *, samples, idle, stall, seed, via_port=False):
     transfer of the last spike beat."""
     rng = random.Random(seed)
     steps, tokens, channels = sample_shape(p)
-    lanes, groups = p["lanes"], p.get("groups", 1)
+    lanes, groups = p["lanes"], p.get("lane_groups", 1)
     thresholds = random_thresholds(rng, p)
     dut = LIFArray(**p, thresholds=None if via_port else thresholds)
     want, beats = [], []
     for _ in range(samples):
-        currents = random_currents(rng, (steps, tokens, channels), width=p["current_width"])
+        currents = random_currents(rng, (steps, tokens, channels), bits=p["current_bits"])
         spikes = to_lane_order(golden_spikes(p, currents, thresholds), lanes)
         for b, (row, out) in enumerate(zip(to_lane_order(currents, lanes).tolist(),
                                            spikes.tolist())):
@@ -51,17 +52,17 @@ def _run(p, *, samples, idle, stall, seed, via_port=False):
 
 CONFIGS = {
     # several rows, groups, hard reset, exact F = k*T
-    "rows6": dict(lanes=4, groups=2, neurons=24, steps=3, current_width=6, frac_bits=3),
+    "rows6": dict(lanes=4, lane_groups=2, neurons=24, steps=3, current_bits=6, frac_bits=3),
     # one row: the compute stage reads what the compare stage writes in the same cycle
-    "rows1-soft-sat": dict(lanes=4, neurons=4, steps=4, current_width=6, frac_bits=4,
-                           tau_log2=2, reset="soft", membrane_width=7),
+    "rows1-soft-sat": dict(lanes=4, neurons=4, steps=4, current_bits=6, frac_bits=4,
+                           tau_log2=2, reset="soft", membrane_bits=7),
     # two rows: the transparent read port
-    "rows2-sat": dict(lanes=2, groups=2, neurons=4, steps=5, current_width=5, frac_bits=2,
-                      membrane_width=5, threshold_width=3),
+    "rows2-sat": dict(lanes=2, lane_groups=2, neurons=4, steps=5, current_bits=5, frac_bits=2,
+                      membrane_bits=5, threshold_bits=3),
     # three rows: the last short pipeline (transparent read port)
-    "rows3-soft": dict(lanes=2, neurons=6, steps=4, current_width=6, frac_bits=4, reset="soft"),
+    "rows3-soft": dict(lanes=2, neurons=6, steps=4, current_bits=6, frac_bits=4, reset="soft"),
     # four rows: the first with registered reads (a row is rewritten 4 beats later)
-    "rows4-k2": dict(lanes=3, neurons=12, steps=4, current_width=6, frac_bits=8, tau_log2=2),
+    "rows4-k2": dict(lanes=3, neurons=12, steps=4, current_bits=6, frac_bits=8, tau_log2=2),
 }
 
 
@@ -103,8 +104,8 @@ def test_cocotb_default(simulator):
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_cocotb_one_row_soft_saturating(simulator):
-    params = {"lanes": 4, "neurons": 4, "groups": 1, "steps": 6, "current_width": 6,
-              "frac_bits": 5, "tau_log2": 2, "reset": "soft", "membrane_width": 8}
+    params = {"lanes": 4, "neurons": 4, "lane_groups": 1, "steps": 6, "current_bits": 6,
+              "frac_bits": 5, "tau_log2": 2, "reset": "soft", "membrane_bits": 8}
     result = simulate("lif", params=params, simulator=simulator, seed=5,
                       stimulus={"samples": 30, "out_stall": 0.5})
     assert result.mismatches == 0 and result.checked == 30 * 6 * 4
@@ -117,7 +118,7 @@ def test_cocotb_full_throughput():
                                 "thr_idle": 0.0})
     p = UNITS["lif"].defaults
     beats = result.checked // p["lanes"]
-    overhead = 2 * p["groups"] + 2 * (UNITS["lif"].build().latency + 2)
+    overhead = 2 * p["lane_groups"] + 2 * (UNITS["lif"].build().latency + 2)
     assert beats == 8 * p["steps"] * p["neurons"] // p["lanes"]
     assert result.cycles <= beats + overhead
 
@@ -126,19 +127,19 @@ def test_cocotb_full_throughput():
     ({"lanes": 0}, "lanes"),
     ({"neurons": 18}, "neurons"),
     ({"steps": 0}, "steps"),
-    ({"current_width": 1}, "current_width"),
+    ({"current_bits": 1}, "current_bits"),
     ({"frac_bits": -1}, "frac_bits"),
     ({"frac_bits": 2.0}, "frac_bits"),
     ({"tau_log2": 0}, "tau_log2"),
     ({"reset": "none"}, "reset"),
-    ({"membrane_width": 1}, "membrane_width"),
-    ({"threshold_width": 0}, "threshold_width"),
+    ({"membrane_bits": 1}, "membrane_bits"),
+    ({"threshold_bits": 0}, "threshold_bits"),
     ({"thresholds": [1, 2]}, "thresholds"),
     ({"thresholds": 256}, "thresholds"),
     ({"thresholds": -1}, "thresholds"),
 ])
 def test_bad_parameters(kwargs, name):
-    base = dict(lanes=4, neurons=16, steps=2, current_width=8, frac_bits=2)
+    base = dict(lanes=4, neurons=16, steps=2, current_bits=8, frac_bits=2)
     with pytest.raises((TypeError, ValueError), match=name):
         LIFArray(**{**base, **kwargs})
 
@@ -151,11 +152,7 @@ class BrokenLIFArray(LIFArray):
         return membrane > threshold
 
 
-def test_broken_design_fails(monkeypatch):
-    unit = UNITS["lif"]
-    broken = Unit(name="lif-broken", summary="", component=f"{__name__}:BrokenLIFArray",
-                  testbench=unit.testbench, defaults=unit.defaults,
-                  stimulus={**unit.stimulus, "samples": 4})
-    monkeypatch.setitem(UNITS, broken.name, broken)
-    with pytest.raises(SimulationFailed, match="mismatches"):
-        simulate(broken.name, simulator="icarus", seed=7)
+def test_broken_design_fails():
+    with broken_variant("lif", f"{__name__}:BrokenLIFArray", samples=4) as name, \
+            pytest.raises(SimulationFailed, match="mismatches"):
+        simulate(name, simulator="icarus", seed=7)

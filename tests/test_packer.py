@@ -6,11 +6,13 @@ import random
 import numpy as np
 import pytest
 
+from spikeforge.contract.sizes import ceil_div
 from spikeforge.golden.spikes import pack_words, unpack_words
 from spikeforge.hdl.packer import SpikePacker
 from spikeforge.verif.sim_streams import stream_through
 from spikeforge.verif.runner import simulate, SimulationFailed, SIMULATORS
-from spikeforge.verif.units import UNITS, Unit
+from spikeforge.verif.broken import broken_variant, ignoring_back_pressure
+from spikeforge.verif.units import UNITS
 
 
 def test_golden_round_trip():
@@ -22,15 +24,15 @@ def test_golden_round_trip():
     assert words[0][0] == sum(int(b) << i for i, b in enumerate(spikes[0, :16]))
 
 
-@pytest.mark.parametrize("lanes,channels,width", [(4, 16, 8), (8, 36, 16), (3, 10, 3)])
-def test_amaranth_sim(lanes, channels, width):
-    dut = SpikePacker(lanes=lanes, channels=channels, width=width)
-    groups = -(-channels // lanes)
+@pytest.mark.parametrize("lanes,channels,word_bits", [(4, 16, 8), (8, 36, 16), (3, 10, 3)])
+def test_amaranth_sim(lanes, channels, word_bits):
+    dut = SpikePacker(lanes=lanes, channels=channels, word_bits=word_bits)
+    groups = ceil_div(channels, lanes)
     rng = random.Random(lanes * 100 + channels)
     tokens = [[rng.random() < 0.5 for _ in range(groups * lanes)] for _ in range(40)]
     beats = [{"data": token[g * lanes:(g + 1) * lanes], "group": g, "first": g == 0,
               "last": g == groups - 1} for token in tokens for g in range(groups)]
-    want = pack_words(np.array(tokens, dtype=np.uint8)[:, :channels], width)
+    want = pack_words(np.array(tokens, dtype=np.uint8)[:, :channels], word_bits)
     run = stream_through(dut, feeds=[(dut.i, beats)], drain=dut.o, count=len(want), rng=rng,
                          idle=0.3, stall=0.3, max_cycles=20 * len(beats) + 100)
     assert [(int(w.data), int(w.last)) for w in run.payloads] == \
@@ -45,28 +47,20 @@ def test_cocotb(simulator):
 
 
 @pytest.mark.parametrize("kwargs,name", [
-    ({"lanes": 0, "channels": 8, "width": 8}, "lanes"),
-    ({"lanes": 4, "channels": "8", "width": 8}, "channels"),
-    ({"lanes": 4, "channels": 8, "width": 6}, "width"),
+    ({"lanes": 0, "channels": 8, "word_bits": 8}, "lanes"),
+    ({"lanes": 4, "channels": "8", "word_bits": 8}, "channels"),
+    ({"lanes": 4, "channels": 8, "word_bits": 6}, "word_bits"),
 ])
 def test_bad_parameters(kwargs, name):
     with pytest.raises((TypeError, ValueError), match=name):
         SpikePacker(**kwargs)
 
 
-class BrokenPacker(SpikePacker):
-    """Ignores back-pressure: takes beats while its output register is still full."""
-
-    def elaborate(self, platform):
-        m = super().elaborate(platform)
-        m.d.comb += self.i.ready.eq(1)
-        return m
+# Takes beats while its output register is still full.
+BrokenPacker = ignoring_back_pressure(SpikePacker, "i")
 
 
-def test_broken_design_fails(monkeypatch):
-    unit = UNITS["packer"]
-    broken = Unit(name="packer-broken", summary="", component=f"{__name__}:BrokenPacker",
-                  testbench=unit.testbench, defaults=unit.defaults, stimulus=unit.stimulus)
-    monkeypatch.setitem(UNITS, broken.name, broken)
-    with pytest.raises(SimulationFailed, match="mismatches"):
-        simulate(broken.name, simulator="icarus", seed=7)
+def test_broken_design_fails():
+    with broken_variant("packer", f"{__name__}:BrokenPacker") as name, \
+            pytest.raises(SimulationFailed, match="mismatches"):
+        simulate(name, simulator="icarus", seed=7)

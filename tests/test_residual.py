@@ -7,6 +7,7 @@ import pytest
 import torch
 from amaranth.back import rtlil
 
+from spikeforge.contract.sizes import ceil_div, signed_range, unsigned_range
 from spikeforge.golden.residual import residual_add_int
 from spikeforge.hdl.residual import ResidualAdd
 from spikeforge.verif.runner import simulate
@@ -14,29 +15,27 @@ from spikeforge.verif.sim_streams import stream_through
 from spikeforge.verif.units import UNITS
 
 
-def _limits(mode, width):
-    if mode == "membrane":
-        return -(1 << (width - 1)), (1 << (width - 1)) - 1
-    return 0, (1 << width) - 1
+def _limits(mode, bits):
+    return signed_range(bits) if mode == "membrane" else unsigned_range(bits)
 
 
 def _run(dut, *, beats=120, seed=0):
     """Random beats (a third of the values at a limit) with stalls; return (got, want)."""
     rng = random.Random(seed)
-    lanes, groups = dut.lanes, -(-dut.channels // dut.lanes)
+    lanes, groups = dut.lanes, ceil_div(dut.channels, dut.lanes)
 
-    def values(width):
-        low, high = _limits(dut.mode, width)
+    def values(bits):
+        low, high = _limits(dut.mode, bits)
         return [rng.choice([low, high, rng.randint(low, high)]) for _ in range(lanes)]
 
     residual, branch = [], []
     for n in range(beats):
         g = n % groups
         frame = {"group": g, "first": g == 0, "last": g == groups - 1}
-        residual.append({"data": values(dut.residual_width), **frame})
-        branch.append({"data": values(dut.branch_width), **frame})
+        residual.append({"data": values(dut.residual_bits), **frame})
+        branch.append({"data": values(dut.branch_bits), **frame})
     want = [(residual_add_int(torch.tensor(r["data"]), torch.tensor(b["data"]), mode=dut.mode,
-                              bits=dut.out_width).tolist(), r["group"], r["last"])
+                              bits=dut.out_bits).tolist(), r["group"], r["last"])
             for r, b in zip(residual, branch)]
     run = stream_through(dut, feeds=[(dut.residual, residual), (dut.branch, branch)],
                          drain=dut.o, count=beats, rng=rng, idle=0.3, stall=0.3,
@@ -47,14 +46,14 @@ def _run(dut, *, beats=120, seed=0):
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"lanes": 4, "channels": 10, "mode": "membrane", "residual_width": 8, "branch_width": 6,
-     "out_width": 8},
-    {"lanes": 3, "channels": 3, "mode": "membrane", "residual_width": 6, "branch_width": 9,
-     "out_width": 7},
-    {"lanes": 8, "channels": 20, "mode": "sew", "residual_width": 2, "branch_width": 1,
-     "out_width": 2},
-    {"lanes": 2, "channels": 5, "mode": "sew", "residual_width": 4, "branch_width": 4,
-     "out_width": 3},
+    {"lanes": 4, "channels": 10, "mode": "membrane", "residual_bits": 8, "branch_bits": 6,
+     "out_bits": 8},
+    {"lanes": 3, "channels": 3, "mode": "membrane", "residual_bits": 6, "branch_bits": 9,
+     "out_bits": 7},
+    {"lanes": 8, "channels": 20, "mode": "sew", "residual_bits": 2, "branch_bits": 1,
+     "out_bits": 2},
+    {"lanes": 2, "channels": 5, "mode": "sew", "residual_bits": 4, "branch_bits": 4,
+     "out_bits": 3},
 ])
 def test_amaranth_sim(kwargs):
     got, want = _run(ResidualAdd(**kwargs), seed=kwargs["lanes"])
@@ -62,15 +61,15 @@ def test_amaranth_sim(kwargs):
 
 
 class WrappingAdd(ResidualAdd):
-    """Drops the saturation: the sum wraps to ``out_width`` bits."""
+    """Drops the saturation: the sum wraps to ``out_bits`` bits."""
 
     def _saturate(self, total):
         return total
 
 
 def test_wrapping_adder_fails():
-    got, want = _run(WrappingAdd(lanes=4, channels=8, mode="membrane", residual_width=8,
-                                 branch_width=8, out_width=8), seed=1)
+    got, want = _run(WrappingAdd(lanes=4, channels=8, mode="membrane", residual_bits=8,
+                                 branch_bits=8, out_bits=8), seed=1)
     assert len(got) == len(want) and got != want
 
 
@@ -78,10 +77,10 @@ def test_wrapping_adder_fails():
 def test_cocotb(simulator, mode):
     params = {"mode": mode}
     if mode == "sew":
-        params.update(residual_width=3, branch_width=1, out_width=3)
+        params.update(residual_bits=3, branch_bits=1, out_bits=3)
     result = simulate("residual", params=params, simulator=simulator, seed=3)
     unit = UNITS["residual"]
-    groups = -(-unit.defaults["channels"] // unit.defaults["lanes"])
+    groups = ceil_div(unit.defaults["channels"], unit.defaults["lanes"])
     assert result.mismatches == 0
     assert result.checked == unit.stimulus["tokens"] * groups
 
@@ -90,13 +89,13 @@ def test_cocotb(simulator, mode):
     ({"mode": "add"}, "mode"),
     ({"lanes": 0}, "lanes"),
     ({"channels": -1}, "channels"),
-    ({"out_width": 1}, "out_width"),
-    ({"residual_width": "8"}, "residual_width"),
-    ({"mode": "sew", "branch_width": 0}, "branch_width"),
+    ({"out_bits": 1}, "out_bits"),
+    ({"residual_bits": "8"}, "residual_bits"),
+    ({"mode": "sew", "branch_bits": 0}, "branch_bits"),
 ])
 def test_bad_parameters(kwargs, name):
-    args = {"lanes": 4, "channels": 8, "mode": "membrane", "residual_width": 8,
-            "branch_width": 8, "out_width": 8}
+    args = {"lanes": 4, "channels": 8, "mode": "membrane", "residual_bits": 8,
+            "branch_bits": 8, "out_bits": 8}
     with pytest.raises((TypeError, ValueError), match=name):
         ResidualAdd(**{**args, **kwargs})
 

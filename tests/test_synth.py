@@ -108,7 +108,7 @@ def test_devices_and_bad_requests():
         synthesize("nosuch", device="ecp5-85k")
     with pytest.raises(LookupError, match="lanez"):
         synthesize("packer", device="ecp5-85k", params={"lanez": 4})
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match="word_bits"):
         synthesize("packer", device="ecp5-85k", params={"lanes": 3})
     with pytest.raises(ValueError, match="freq"):
         synthesize("packer", device="ecp5-85k", freq=0)
@@ -160,8 +160,8 @@ def test_qor_within_baseline(device, measured):
 def test_cells_are_plausible(device, measured):
     """No DSP; every register bit of the RTL is a flip-flop after synthesis (nothing optimized
     away); LUTs and FFs grow with the lane count."""
-    small = measured[device]["packer channels=36 lanes=8 width=16"]
-    large = measured[device]["packer channels=64 lanes=16 width=64"]
+    small = measured[device]["packer channels=36 lanes=8 word_bits=16"]
+    large = measured[device]["packer channels=64 lanes=16 word_bits=64"]
     for case in (small, large):
         assert case["dsp"] == 0 and case["warnings"] == []
         assert case["ff"] == case["rtl_ff_bits"]

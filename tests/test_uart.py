@@ -1,5 +1,6 @@
 """UART receiver/transmitter (``hdl/uart.py``) and the board design's serial link
-(``synth/board_top.py``), in the Amaranth simulator against a bit-level line model."""
+(``synth/board_top.py``), in the Amaranth simulator against a bit-level line model; the cocotb
+loopback testbench on both simulators, and a deliberately broken loopback it must catch."""
 
 import random
 
@@ -7,10 +8,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from spikeforge.contract.sizes import ceil_div
 from spikeforge.golden.spikes import pack_words
-from spikeforge.hdl.uart import UARTReceiver, UARTTransmitter, uart_divisor
+from spikeforge.hdl.uart import UARTReceiver, UARTTransmitter, UARTLoopback, uart_divisor
 from spikeforge.synth.board_top import SpikeLink, LANES
-from spikeforge.verif.runner import simulate, SIMULATORS
+from spikeforge.verif.runner import simulate, SimulationFailed, SIMULATORS
+from spikeforge.verif.broken import broken_variant, ignoring_back_pressure
 
 
 def frame_bits(byte, stop=1):
@@ -205,9 +208,9 @@ def test_spike_link_matches_golden(channels, width):
     """The board design end to end: spike tokens sent as bytes come back as the packed words of
     :func:`pack_words`, least significant byte first."""
     divisor = 6
-    dut = SpikeLink(divisor=divisor, channels=channels, width=width)
+    dut = SpikeLink(divisor=divisor, channels=channels, word_bits=width)
     rng = np.random.default_rng(channels + width)
-    groups = -(-channels // LANES)
+    groups = ceil_div(channels, LANES)
     tokens = (rng.random((12, groups * LANES)) < 0.4).astype(np.uint8)   # junk past `channels`
     want = []
     for word, _ in pack_words(tokens[:, :channels], width):
@@ -245,8 +248,8 @@ def test_parameters_are_checked():
         UARTReceiver(divisor=3)
     with pytest.raises(TypeError, match="divisor"):
         UARTTransmitter(divisor=8.0)
-    with pytest.raises(ValueError, match="width"):
-        SpikeLink(divisor=8, width=12)
+    with pytest.raises(ValueError, match="word_bits"):
+        SpikeLink(divisor=8, word_bits=12)
     with pytest.raises(ValueError, match="channels"):
         SpikeLink(divisor=8, channels=0)
     assert uart_divisor(clk_hz=25e6, baud=115200) == 217
@@ -260,3 +263,14 @@ def test_cocotb_loopback(simulator):
     simulators."""
     result = simulate("uart", simulator=simulator, seed=11)
     assert result.mismatches == 0 and result.checked > 0
+
+
+# Takes a byte while the transmitter is still sending one.
+BrokenLoopback = ignoring_back_pressure(UARTLoopback, "i")
+
+
+def test_broken_design_fails():
+    """The cocotb testbench catches a loopback that loses bytes."""
+    with broken_variant("uart", f"{__name__}:BrokenLoopback", bytes=30) as name, \
+            pytest.raises(SimulationFailed, match="mismatches"):
+        simulate(name, simulator="icarus", seed=7)

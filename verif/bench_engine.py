@@ -1,27 +1,25 @@
-"""``spikeforge bench engine``: cycles of the spike-accumulate engine against the analytic bound.
+"""Cycles of the spike-accumulate engine against the analytic bound (``spikeforge bench engine``).
 
 Sweeps the input firing rate over a linear layer and a 3×3 convolution (C_in = C_out = 64,
 P = 16 lanes by default), runs each point in the Amaranth simulator (no stalls; weights and bias
 as memory ``init``, so loading is not counted), checks every output against the golden op, and
-prints per point the events, SOPs, cycles, the bound ``max(events, tokens) * ceil(C_out / P)``,
-their ratio and the SOPs per lane per cycle, then whether the performance targets hold.
+returns per point the events, SOPs, cycles, the bound ``max(events, tokens) * ceil(C_out / P)``,
+their ratio and the SOPs per lane per cycle; :func:`targets` says whether the performance targets
+hold. The command line (``spikeforge/commands/bench.py``) parses the options and prints them.
 """
 
 import random
 
-import click
-
-from spikeforge.commands.common import json_option, emit
 from spikeforge.progress import progress_bar
 
-__all__ = ["command", "sweep"]
+__all__ = ["RATES", "layers", "sweep", "targets"]
 
 RATES = (0.01, 0.05, 0.1, 0.2, 0.5)
 
 
 def layers(*, channels, lanes, tokens, size):
     """The benchmark's layers: ``(name, engine parameters, inputs per point)``."""
-    common = dict(c_in=channels, c_out=channels, lanes=lanes, word_width=64)
+    common = dict(c_in=channels, c_out=channels, lanes=lanes, word_bits=64)
     return [
         ("linear", dict(kind="linear", **common), tokens),
         (f"conv3x3-{size}x{size}", dict(kind="conv", in_height=size, in_width=size, kernel=3,
@@ -30,7 +28,13 @@ def layers(*, channels, lanes, tokens, size):
 
 
 def sweep(*, rates=RATES, channels=64, lanes=16, tokens=64, size=6, seed=1, progress=True):
-    """Run every (layer, rate) point; return the list of point dicts."""
+    """Run every (layer, rate) point; return the list of point dicts.
+
+    Raises ``ValueError`` unless ``rates`` is a non-empty sequence of firing rates in [0, 1].
+    """
+    rates = list(rates)
+    if not rates or not all(0.0 <= r <= 1.0 for r in rates):
+        raise ValueError(f"rates must lie in [0, 1], not {rates!r}")
     from spikeforge.hdl.engine import SpikeEngine
     from spikeforge.verif import engine_model as em
 
@@ -72,42 +76,3 @@ def targets(points):
             linear[0.05]["cycles"] <= 0.15 * linear[0.5]["cycles"])
     return checks
 
-
-@click.command("engine")
-@click.option("--rates", default=",".join(str(r) for r in RATES), show_default=True,
-              help="Comma-separated firing rates.")
-@click.option("--channels", default=64, show_default=True, help="C_in = C_out.")
-@click.option("--lanes", default=16, show_default=True, help="Adder lanes P.")
-@click.option("--tokens", default=64, show_default=True, help="Tokens of the linear layer.")
-@click.option("--size", default=6, show_default=True, help="Frame side of the 3x3 conv.")
-@click.option("--seed", default=1, show_default=True)
-@json_option
-def command(rates, channels, lanes, tokens, size, seed, as_json):
-    """Sweep firing rates on a linear and a 3x3 conv layer; cycles vs. the analytic bound.
-
-    Cycles are counted in the Amaranth simulator from the first spike word offered to the last
-    output beat taken. Exits 1 if a target is missed.
-    """
-    from spikeforge.errors import as_user_error
-    with as_user_error():
-        rate_list = [float(r) for r in rates.split(",") if r.strip()]
-        if not rate_list or not all(0.0 <= r <= 1.0 for r in rate_list):
-            raise ValueError(f"rates must lie in [0, 1], not {rates!r}")
-        points = sweep(rates=rate_list, channels=channels, lanes=lanes, tokens=tokens,
-                       size=size, seed=seed, progress=True)
-    checks = targets(points)
-    if as_json:
-        emit({"simulator": "amaranth", "lanes": lanes, "points": points, "targets": checks},
-             True)
-    else:
-        header = (f"{'layer':14} {'rate':>5} {'events':>7} {'sops':>8} {'cycles':>7} "
-                  f"{'bound':>7} {'ratio':>6} {'sop/lane/cyc':>12} ok")
-        lines = [header] + [
-            f"{p['layer']:14} {p['rate']:5.2f} {p['events']:7d} {p['sops']:8d} "
-            f"{p['cycles']:7d} {p['bound_cycles']:7d} {p['ratio']:6.3f} "
-            f"{p['sop_per_lane_cycle']:12.3f} {'yes' if p['correct'] else 'NO'}"
-            for p in points]
-        lines += [f"target {name}: {'met' if ok else 'MISSED'}" for name, ok in checks.items()]
-        emit({}, False, "\n".join(lines))
-    if not all(checks.values()):
-        raise SystemExit(1)

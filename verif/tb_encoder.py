@@ -3,7 +3,8 @@
 import cocotb
 
 from spikeforge.golden.sops import spike_events
-from spikeforge.hdl.encoder import encoder_input, encoder_output
+from spikeforge.contract.sizes import ceil_div
+from spikeforge.hdl.layouts import encoder_input, encoder_output
 from spikeforge.verif.stream import StreamSource, StreamSink
 from spikeforge.verif.tb import Testbench, Scoreboard, params, stimulus
 
@@ -11,11 +12,12 @@ from spikeforge.verif.tb import Testbench, Scoreboard, params, stimulus
 @cocotb.test()
 async def encoder_matches_golden(dut):
     p, s = params(), stimulus()
-    width, channels, planes = p["width"], p["channels"], p["planes"]
+    word_bits, channels, planes = p["word_bits"], p["channels"], p["planes"]
     count, chunk = p["count"], p["chunk"]
-    per_token = planes * -(-channels // width)
-    in_layout = encoder_input(width=width)
-    out_layout = encoder_output(count=count, addr_range=-(-channels // width) * (width // chunk),
+    per_plane = ceil_div(channels, word_bits)
+    per_token = planes * per_plane
+    in_layout = encoder_input(word_bits=word_bits)
+    out_layout = encoder_output(count=count, addr_range=per_plane * (word_bits // chunk),
                                 chunk=chunk, planes=planes)
 
     tb = Testbench(dut)
@@ -29,7 +31,7 @@ async def encoder_matches_golden(dut):
     for t in range(s["tokens"]):
         rate = [0.0, 1.0][t] if t < 2 else tb.rng.choice([0.01, 0.05, 0.2, 0.5, 0.95])
         for w in range(per_token):
-            word = sum(int(tb.rng.random() < rate) << i for i in range(width))
+            word = sum(int(tb.rng.random() < rate) << i for i in range(word_bits))
             source.send(in_layout.const({"data": word, "last": w == per_token - 1})
                         .as_value().value)
 
@@ -40,8 +42,8 @@ async def encoder_matches_golden(dut):
         beat = in_layout.from_bits(raw)
         token.append((int(beat.data), bool(beat.last)))
         if beat.last:
-            for event in spike_events(token, width=width, channels=channels, planes=planes,
-                                      count=count, chunk=chunk):
+            for event in spike_events(token, word_bits=word_bits, channels=channels,
+                                      planes=planes, count=count, chunk=chunk):
                 board.expect(event)
             token.clear()
 

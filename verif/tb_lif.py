@@ -1,6 +1,6 @@
 """cocotb testbench: LIFArray against :func:`spikeforge.golden.lif.lif_int`.
 
-Random currents (a share of them at the extremes of the input width), random per-channel
+Random currents (a share of them at the extremes of the input range), random per-channel
 thresholds loaded through the ``thr`` port, random idle cycles on both input streams and random
 back-pressure on the output, several samples back to back, then a new threshold table and more
 samples. The model is fed from the beats the DUT accepted: each whole sample is run through the
@@ -12,25 +12,31 @@ import cocotb
 import numpy as np
 from amaranth.hdl import signed
 
+from spikeforge.contract.sizes import signed_range, unsigned_range
 from spikeforge.golden.lif import lif_int, to_lane_order, from_lane_order
-from spikeforge.hdl.layouts import lane_beat
-from spikeforge.hdl.lif import threshold_row
+from spikeforge.hdl.layouts import lane_beat, threshold_row
 from spikeforge.verif.stream import StreamSource, StreamSink
 from spikeforge.verif.tb import Testbench, Scoreboard, params, stimulus
 
-__all__ = ["random_currents", "random_thresholds", "golden_spikes", "sample_shape"]
+__all__ = ["random_currents", "random_thresholds", "golden_spikes", "sample_shape",
+           "membrane_bits"]
 
 
 def sample_shape(p):
     """``(steps, tokens, channels)`` of one sample of a ``LIFArray`` with parameters ``p``."""
-    lanes, groups = p["lanes"], p.get("groups", 1)
+    lanes, groups = p["lanes"], p.get("lane_groups", 1)
     return p["steps"], p["neurons"] // (lanes * groups), lanes * groups
 
 
-def random_currents(rng, shape, *, width, extremes=0.1):
-    """int64 array of ``shape``: uniform over ``signed(width)`` with a share ``extremes`` of
+def membrane_bits(p):
+    """Membrane bits of a ``LIFArray`` with parameters ``p`` (its default when not given)."""
+    return p.get("membrane_bits") or p["current_bits"] + p["frac_bits"]
+
+
+def random_currents(rng, shape, *, bits, extremes=0.1):
+    """int64 array of ``shape``: uniform over ``signed(bits)`` with a share ``extremes`` of
     values at its two ends, and half the rest small (so membranes hover near thresholds)."""
-    low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    low, high = signed_range(bits)
     small = max(1, high >> 3)
     values = []
     for _ in range(int(np.prod(shape))):
@@ -46,13 +52,12 @@ def random_currents(rng, shape, *, width, extremes=0.1):
 
 def random_thresholds(rng, p):
     """One random threshold per channel for a ``LIFArray`` with parameters ``p``: a tenth over
-    the whole range, the rest where the membrane can reach (inputs and membrane width allowing),
+    the whole range, the rest where the membrane can reach (inputs and membrane bits allowing),
     half of those as low as the small currents of :func:`random_currents`, so that membranes
     often land exactly on a threshold."""
-    frac, width = p["frac_bits"], p.get("threshold_width", 8)
-    membrane = p.get("membrane_width") or p["current_width"] + frac
-    top = (1 << width) - 1
-    reach = min(top, 1 << (p["current_width"] - 1), ((1 << (membrane - 1)) - 1) >> frac)
+    frac = p["frac_bits"]
+    top = unsigned_range(p.get("threshold_bits", 8))[1]
+    reach = min(top, 1 << (p["current_bits"] - 1), signed_range(membrane_bits(p))[1] >> frac)
     values = []
     for _ in range(sample_shape(p)[2]):
         r = rng.random()
@@ -66,18 +71,19 @@ def golden_spikes(p, currents, thresholds):
     return lif_int(currents, threshold=np.array(thresholds, dtype=np.int64),
                    tau_log2=p.get("tau_log2", 1), frac_bits=p["frac_bits"],
                    reset=p.get("reset", "hard"),
-                   membrane_bits=p.get("membrane_width") or p["current_width"] + p["frac_bits"])
+                   membrane_bits=membrane_bits(p))
 
 
 @cocotb.test()
 async def lif_matches_golden(dut):
     p, s = params(), stimulus()
-    lanes, groups = p["lanes"], p.get("groups", 1)
+    lanes, groups = p["lanes"], p.get("lane_groups", 1)
     steps, tokens, channels = sample_shape(p)
     beats_per_sample = steps * tokens * groups
-    in_layout = lane_beat(lanes=lanes, shape=signed(p["current_width"]), groups=groups)
-    out_layout = lane_beat(lanes=lanes, shape=1, groups=groups)
-    thr_layout = threshold_row(lanes=lanes, width=p.get("threshold_width", 8), groups=groups)
+    in_layout = lane_beat(lanes=lanes, shape=signed(p["current_bits"]), lane_groups=groups)
+    out_layout = lane_beat(lanes=lanes, shape=1, lane_groups=groups)
+    thr_layout = threshold_row(lanes=lanes, threshold_bits=p.get("threshold_bits", 8),
+                               lane_groups=groups)
 
     tb = Testbench(dut)
     board = Scoreboard(dut._log, "neuron")
@@ -126,7 +132,7 @@ async def lif_matches_golden(dut):
         start = tb.cycles
         for _ in range(samples):
             currents = random_currents(tb.rng, (steps, tokens, channels),
-                                       width=p["current_width"], extremes=s["extremes"])
+                                       bits=p["current_bits"], extremes=s["extremes"])
             for b, row in enumerate(to_lane_order(currents, lanes).tolist()):
                 g = b % groups
                 source.send(in_layout.const({"data": row, "group": g, "first": g == 0,

@@ -1,4 +1,4 @@
-"""cocotb testbench: two memories with the ports of :class:`~spikeforge.hdl.bram.
+"""cocotb testbench: two memories with the ports of :class:`~spikeforge.hdl.memory.
 RegisteredReadMemory` side by side under random writes, reads and output enables.
 
 The toplevel drives both from the same inputs (``w_addr``, ``w_data``, ``w_en``, ``r_addr``,

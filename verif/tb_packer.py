@@ -3,6 +3,7 @@
 import cocotb
 import numpy as np
 
+from spikeforge.contract.sizes import ceil_div
 from spikeforge.golden.spikes import pack_words
 from spikeforge.hdl.layouts import lane_beat, spike_word
 from spikeforge.verif.stream import StreamSource, StreamSink
@@ -12,10 +13,10 @@ from spikeforge.verif.tb import Testbench, Scoreboard, params, stimulus
 @cocotb.test()
 async def packer_matches_golden(dut):
     p, s = params(), stimulus()
-    lanes, channels, width = p["lanes"], p["channels"], p["width"]
-    groups = -(-channels // lanes)
-    in_layout = lane_beat(lanes=lanes, shape=1, groups=groups)
-    out_layout = spike_word(width=width)
+    lanes, channels, word_bits = p["lanes"], p["channels"], p["word_bits"]
+    groups = ceil_div(channels, lanes)
+    in_layout = lane_beat(lanes=lanes, shape=1, lane_groups=groups)
+    out_layout = spike_word(word_bits=word_bits)
 
     tb = Testbench(dut)
     await tb.reset()
@@ -40,7 +41,7 @@ async def packer_matches_golden(dut):
         beats.append(_beat_bits(in_layout, raw, lanes))
         if len(beats) == groups:
             token = np.array(beats).reshape(1, -1)[:, :channels]
-            for word, last in pack_words(token, width):
+            for word, last in pack_words(token, word_bits):
                 board.expect((word, int(last)))
             beats.clear()
 

@@ -10,24 +10,24 @@ import torch
 from amaranth.hdl import signed, unsigned
 from cocotb.triggers import ClockCycles
 
+from spikeforge.contract.sizes import ceil_div, signed_range, unsigned_range
 from spikeforge.golden.residual import residual_add_int
 from spikeforge.hdl.layouts import lane_beat
 from spikeforge.verif.stream import StreamSource, StreamSink
 from spikeforge.verif.tb import Testbench, Scoreboard, params, stimulus
 
 
-def _range(mode, width):
-    return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if mode == "membrane" \
-        else (0, (1 << width) - 1)
+def _range(mode, bits):
+    return signed_range(bits) if mode == "membrane" else unsigned_range(bits)
 
 
 @cocotb.test()
 async def residual_matches_golden(dut):
     p, s = params(), stimulus()
     lanes, channels, mode = p["lanes"], p["channels"], p["mode"]
-    groups = -(-channels // lanes)
+    groups = ceil_div(channels, lanes)
     shape = signed if mode == "membrane" else unsigned
-    layouts = {name: lane_beat(lanes=lanes, shape=shape(p[f"{name}_width"]), groups=groups)
+    layouts = {name: lane_beat(lanes=lanes, shape=shape(p[f"{name}_bits"]), lane_groups=groups)
                for name in ("residual", "branch", "out")}
 
     tb = Testbench(dut)
@@ -45,7 +45,7 @@ async def residual_matches_golden(dut):
                on_beat=lambda raw: board.check(decode(layouts["out"], raw)))
 
     def value(name):
-        low, high = _range(mode, p[f"{name}_width"])
+        low, high = _range(mode, p[f"{name}_bits"])
         pick = tb.rng.random()
         if pick < 0.15:
             return low
@@ -68,7 +68,7 @@ async def residual_matches_golden(dut):
             while taken["residual"] and taken["branch"]:
                 (r, group, first, last), (b, *_) = taken["residual"].pop(0), taken["branch"].pop(0)
                 total = residual_add_int(torch.tensor(r), torch.tensor(b), mode=mode,
-                                         bits=p["out_width"])
+                                         bits=p["out_bits"])
                 board.expect((total.tolist(), group, first, last))
         return on_accept
 

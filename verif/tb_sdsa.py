@@ -28,8 +28,16 @@ FIXED_RATES = [(0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (1.0, 0.0, 1.0), (1.0, 1.0, 0.0
                (0.0, 1.0, 1.0)]
 
 
-def _word(bits):
+def pack_word(bits):
+    """The spike word of ``bits`` (bit ``i`` is channel ``i``)."""
     return sum(int(b) << i for i, b in enumerate(bits))
+
+
+def unpack_words(words, *, steps, tokens, channels):
+    """``steps * tokens`` spike words, in order, as a ``(steps, tokens, channels)`` 0/1 tensor
+    (the golden's input)."""
+    return torch.tensor([[(int(word) >> c) & 1 for c in range(channels)]
+                         for word in words]).view(steps, tokens, channels)
 
 
 def make_samples(rng, *, count, tokens, channels, steps, rates=None):
@@ -42,7 +50,7 @@ def make_samples(rng, *, count, tokens, channels, steps, rates=None):
     the benchmark regenerates exactly what the testbench sent.
     """
     def random_word(rate):
-        return _word(rng.random() < rate for _ in range(channels))
+        return pack_word(rng.random() < rate for _ in range(channels))
 
     def rate_sample(q_rate, k_rate, v_rate):
         return [(random_word(q_rate), random_word(k_rate), random_word(v_rate))
@@ -70,16 +78,12 @@ def run_seed():
     return int(os.environ.get("COCOTB_RANDOM_SEED", cocotb.RANDOM_SEED))
 
 
-def _bits(word, width):
-    return [(word >> i) & 1 for i in range(width)]
-
-
 @cocotb.test()
 async def sdsa_matches_golden(dut):
     p, s = params(), stimulus()
     variant, tokens, channels = p["variant"], p["tokens"], p["channels"]
     heads, steps, shift = p["heads"], p["steps"], p["shift"]
-    kv_layout, word_layout = kv_pair(width=channels), spike_word(width=channels)
+    kv_layout, word_layout = kv_pair(word_bits=channels), spike_word(word_bits=channels)
 
     tb = Testbench(dut)
     await tb.reset()
@@ -114,14 +118,13 @@ async def sdsa_matches_golden(dut):
         qw = [word_layout.from_bits(raw) for raw in taken["q"][:per_sample]]
         del taken["kv"][:per_sample], taken["q"][:per_sample]
 
-        def tensor(values):
-            return torch.tensor([_bits(int(x), channels) for x in values]).view(
-                steps, tokens, channels)
-
-        out = sdsa_int(tensor(w.data for w in qw), tensor(b.k for b in kv),
-                       tensor(b.v for b in kv), variant=variant, heads=heads, shift=shift)
+        shape = {"steps": steps, "tokens": tokens, "channels": channels}
+        out = sdsa_int(unpack_words([w.data for w in qw], **shape),
+                       unpack_words([b.k for b in kv], **shape),
+                       unpack_words([b.v for b in kv], **shape),
+                       variant=variant, heads=heads, shift=shift)
         for row in out.view(per_sample, channels):
-            board.expect((_word(row.tolist()), 1))
+            board.expect((pack_word(row.tolist()), 1))
 
     def monitor(name):
         def on_accept(raw):

@@ -8,6 +8,8 @@ Components and testbenches are imported lazily so the CLI starts fast.
 import importlib
 from dataclasses import dataclass, field
 
+from spikeforge.contract.attention import FORMULAS, VARIANTS, VARIANT_KV_FIRST
+
 __all__ = ["Unit", "UNITS", "get_unit", "UnknownUnit", "UnknownParameter"]
 
 
@@ -53,15 +55,15 @@ UNITS = {unit.name: unit for unit in [
         summary="lane beats of spikes -> packed spike words",
         component="spikeforge.hdl.packer:SpikePacker",
         testbench="spikeforge.verif.tb_packer",
-        defaults={"lanes": 8, "channels": 36, "width": 16},
+        defaults={"lanes": 8, "channels": 36, "word_bits": 16},
         stimulus={"tokens": 300, "in_idle": 0.3, "out_stall": 0.3, "rate": 0.5},
     ),
     Unit(
         name="encoder",
         summary="packed spike words -> addresses of nonzero spikes (zero skipping)",
-        component="spikeforge.hdl.encoder:SpikeEncoder",
+        component="spikeforge.hdl.engine.encoder:SpikeEncoder",
         testbench="spikeforge.verif.tb_encoder",
-        defaults={"width": 16, "channels": 36, "planes": 2, "count": 2, "chunk": 1},
+        defaults={"word_bits": 16, "channels": 36, "planes": 2, "count": 2, "chunk": 1},
         stimulus={"tokens": 200, "in_idle": 0.3, "out_stall": 0.3},
     ),
     Unit(
@@ -72,7 +74,7 @@ UNITS = {unit.name: unit for unit in [
         defaults={"kind": "conv", "c_in": 12, "c_out": 20, "lanes": 8, "in_height": 5,
                   "in_width": 6, "kernel": 3, "stride": 2, "padding": 1, "input_bits": 2,
                   "input_signed": False, "weight_bits": 6, "bias_bits": 12, "acc_bits": 12,
-                  "word_width": 8, "ram_style": "block"},
+                  "word_bits": 8, "ram_style": "block"},
         stimulus={"tokens": 40, "frames": 3, "rate": 0.6, "in_idle": 0.2, "out_stall": 0.3,
                   "load_idle": 0.2},
     ),
@@ -81,19 +83,20 @@ UNITS = {unit.name: unit for unit in [
         summary="LIF neuron array: P lanes, membranes in memory, currents -> spikes",
         component="spikeforge.hdl.lif:LIFArray",
         testbench="spikeforge.verif.tb_lif",
-        defaults={"lanes": 8, "neurons": 144, "steps": 4, "groups": 3, "current_width": 8,
-                  "frac_bits": 4, "tau_log2": 1, "reset": "hard", "membrane_width": None,
-                  "threshold_width": 8, "thresholds": None},
+        defaults={"lanes": 8, "neurons": 144, "steps": 4, "lane_groups": 3, "current_bits": 8,
+                  "frac_bits": 4, "tau_log2": 1, "reset": "hard", "membrane_bits": None,
+                  "threshold_bits": 8, "thresholds": None},
         # 36 samples x 4 steps x 144 neurons = 20,736 checked neuron updates.
         stimulus={"samples": 36, "in_idle": 0.3, "out_stall": 0.3, "thr_idle": 0.3,
                   "extremes": 0.1},
     ),
     Unit(
         name="sdsa",
-        summary="spike-driven self-attention: v1 (Q AND OR(K AND V)), ssa Q(K^T V), qk_first",
-        component="spikeforge.hdl.sdsa:SDSA",
+        summary="spike-driven self-attention: " + ", ".join(
+            f"{variant} {FORMULAS[variant]}" for variant in VARIANTS),
+        component="spikeforge.hdl.attention:SDSA",
         testbench="spikeforge.verif.tb_sdsa",
-        defaults={"variant": "ssa", "tokens": 9, "channels": 16, "heads": 4, "steps": 4,
+        defaults={"variant": VARIANT_KV_FIRST, "tokens": 9, "channels": 16, "heads": 4, "steps": 4,
                   "shift": 3},
         # 12 samples x 4 steps x 9 tokens = 432 checked output words.
         stimulus={"samples": 12, "kv_idle": 0.3, "q_idle": 0.3, "out_stall": 0.3,
@@ -104,8 +107,8 @@ UNITS = {unit.name: unit for unit in [
         summary="residual add (membrane shortcut or SEW), saturating, on lane beats",
         component="spikeforge.hdl.residual:ResidualAdd",
         testbench="spikeforge.verif.tb_residual",
-        defaults={"lanes": 4, "channels": 14, "mode": "membrane", "residual_width": 10,
-                  "branch_width": 8, "out_width": 10},
+        defaults={"lanes": 4, "channels": 14, "mode": "membrane", "residual_bits": 10,
+                  "branch_bits": 8, "out_bits": 10},
         stimulus={"tokens": 150, "in_idle": 0.3, "out_stall": 0.3},
     ),
     Unit(

@@ -2,14 +2,18 @@
 
 Every block works on multi-step tensors ``(T, B, C, H, W)`` (time, batch, channels, height,
 width). Convolutions and batch norms run on the ``T·B`` images at once; neurons run over ``T``.
-The structure follows BICLab/Spike-Driven-Transformer-V2 (Meta-SpikeFormer), V1 and Spikformer as
-summarised in ``/work/shared/SEEDS.md``; each class names the seed layer it stands for.
+The structure follows the seeds' released code, BICLab/Spike-Driven-Transformer-V2 (Meta-SpikeFormer),
+BICLab/Spike-Driven-Transformer (V1) and ZK-Zhou/spikformer (``docs/models.md`` has the table);
+each class names the seed layer it stands for.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikeforge.contract.attention import BLOCK_SDSA1, BLOCK_SDSA3, BLOCK_SSA, ORDER_KV_FIRST
+
+from ..attention import head_product
 from ..neurons import LIF
 
 __all__ = [
@@ -215,20 +219,14 @@ def _merge_heads(x, shape):
     return x.transpose(3, 4).reshape(shape)
 
 
-def product_attention(q, k, v, *, heads, order="kv_first"):
+def product_attention(q, k, v, *, heads, order=ORDER_KV_FIRST):
     """``Q·(Kᵀ·V)`` per head on ``(T, B, C, H, W)`` spikes, back in that shape (unscaled).
 
     ``order="qk_first"`` computes ``(Q·Kᵀ)·V`` instead; the two are equal in exact arithmetic.
     """
     shape = q.shape
     q, k, v = (_split_heads(y, heads) for y in (q, k, v))
-    if order == "kv_first":
-        a = q @ (k.transpose(-2, -1) @ v)
-    elif order == "qk_first":
-        a = (q @ k.transpose(-2, -1)) @ v
-    else:
-        raise ValueError(f"order must be 'kv_first' or 'qk_first', not {order!r}")
-    return _merge_heads(a, shape)
+    return _merge_heads(head_product(q, k, v, order=order), shape)
 
 
 class _ProductAttention(nn.Module):
@@ -260,7 +258,9 @@ class SDSA3(_ProductAttention):
     (scale 0.125 in V2) → projection RepConv+BN (real-valued: it feeds the membrane shortcut).
     """
 
-    def __init__(self, dim, *, heads=8, order="kv_first", shift=ATTENTION_SHIFT):
+    block = BLOCK_SDSA3
+
+    def __init__(self, dim, *, heads=8, order=ORDER_KV_FIRST, shift=ATTENTION_SHIFT):
         super().__init__(dim, RepConvBN, heads=heads, order=order, shift=shift)
         self.head_lif = LIF()
 
@@ -271,6 +271,9 @@ class SDSA3(_ProductAttention):
 class SDSA1(nn.Module):
     """Spike-Driven Transformer V1 attention (``MS_SSA_Conv``): head LIF → Q, K, V = 1×1 conv +
     BN → LIF → ``m = LIF_0.5(Σ_tokens K ⊙ V)`` per channel → ``Q ⊙ m`` → 1×1 conv + BN."""
+
+    block = BLOCK_SDSA1
+    order = None                                 # no product, no order
 
     def __init__(self, dim, *, heads=8):
         super().__init__()
@@ -292,7 +295,9 @@ class SSA(_ProductAttention):
     """Spikformer SSA (ImageNet code): Q, K, V = 1×1 conv + BN + LIF on the (multi-bit) SEW
     stream → ``LIF_0.5(0.125 · Q·(KᵀV))`` → 1×1 conv + BN + LIF (spikes, for the SEW add)."""
 
-    def __init__(self, dim, *, heads=8, order="kv_first", shift=ATTENTION_SHIFT):
+    block = BLOCK_SSA
+
+    def __init__(self, dim, *, heads=8, order=ORDER_KV_FIRST, shift=ATTENTION_SHIFT):
         super().__init__(dim, ConvBN, heads=heads, order=order, shift=shift)
         self.proj_lif = LIF()
 

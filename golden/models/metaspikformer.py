@@ -2,113 +2,19 @@
 
 One network class covers Meta-SpikeFormer (V2, the default), SDT-V1 and Spikformer; the
 architecture name picks the attention operator, the shortcut type and the stem
-(:data:`ARCH_KINDS`). Widths, depths, heads, kernel sizes and T are all configuration, so the
-released ImageNet models (:func:`metaspikformer_8_384`, :func:`metaspikformer_8_512`) and the tiny
-digits model (:func:`tiny_config`) are the same code.
+(:data:`~.config.ARCH_KINDS`). Widths, depths, heads, kernel sizes and T are all configuration
+(:class:`~.config.NetConfig`), so the released ImageNet models (:func:`metaspikformer_config`,
+``ARCHS["metaspikformer-8-384"]`` and ``"metaspikformer-8-512"`` in :mod:`.variants`) and the
+tiny digits model (``NetConfig()``) are the same code.
 """
-
-import copy
-from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
 from .blocks import (SDSA1, SDSA3, SSA, ConvBlock, DownSampling, Head, MembraneMLP, SpikeMLP,
                      SpikingStem, TransformerBlock)
+from .config import ARCH_KINDS, NetConfig
 
-__all__ = ["NetConfig", "SpikingTransformer", "ARCH_KINDS", "metaspikformer_config"]
-
-#: Architecture → (attention, shortcut, stem) it implies.
-ARCH_KINDS = {
-    "metaspikformer": {"attention": "sdsa3", "shortcut": "membrane", "stem": "conv"},
-    "sdt-v1": {"attention": "sdsa1", "shortcut": "membrane", "stem": "conv"},
-    "spikformer": {"attention": "ssa", "shortcut": "sew", "stem": "spiking"},
-}
-
-
-def _tiny_stages():
-    return [
-        {"width": 16, "downsample": None, "block": "conv", "depth": 1},
-        {"width": 32, "downsample": {"kernel": 3, "stride": 2, "padding": 1},
-         "block": "transformer", "depth": 1},
-    ]
-
-
-@dataclass
-class NetConfig:
-    """Everything that fixes a network's structure (stored in the model file's manifest).
-
-    Attributes
-    ----------
-    arch : str
-        ``metaspikformer``, ``sdt-v1``, ``spikformer`` or ``spikeformer`` (float only).
-    in_channels, image_size, classes : int
-        Input planes, input height = width, output classes.
-    time_steps : int
-        T; the image is repeated over T steps (direct encoding, as the seeds).
-    input_scale : float
-        Multiplies the raw input (digits pixels 0..16) before the stem.
-    stem : list of dict
-        Stem convs ``{"width", "kernel", "stride", "padding"}``; one conv + BN without LIF for
-        Meta-SpikeFormer / SDT-V1, conv-BN-LIF layers for Spikformer's spiking stem.
-    stages : list of dict
-        ``{"width", "downsample": None | {"kernel", "stride", "padding"}, "block": "conv" |
-        "transformer", "depth"}``.
-    heads, mlp_ratio, sep_expansion, sep_kernel, channel_ratio : int
-        Attention heads; MLP hidden ratio; SepConv expansion and depthwise kernel; ChannelConv
-        ratio.
-    order : str
-        ``kv_first`` (``Q·(KᵀV)``) or ``qk_first`` (``(Q·Kᵀ)·V``).
-    attention_shift : int
-        The attention scale is ``2**-attention_shift``: 3 (0.125) in the seeds, whose token maps
-        have N = 196 tokens; the tiny models' 16 tokens give ``Q·(KᵀV)`` about a tenth of those
-        values, so they use 1 (0.5) lest the attention never fire.
-    """
-
-    arch: str = "metaspikformer"
-    in_channels: int = 1
-    image_size: int = 8
-    classes: int = 10
-    time_steps: int = 4
-    input_scale: float = 1.0 / 16.0
-    stem: list = field(default_factory=lambda: [{"width": 16, "kernel": 3, "stride": 1,
-                                                 "padding": 1}])
-    stages: list = field(default_factory=_tiny_stages)
-    heads: int = 2
-    mlp_ratio: int = 4
-    sep_expansion: int = 2
-    sep_kernel: int = 7
-    channel_ratio: int = 4
-    order: str = "kv_first"
-    attention_shift: int = 1
-
-    def __post_init__(self):
-        from .variants import ARCHS_ALL
-        if self.arch not in ARCHS_ALL:
-            raise ValueError(f"arch must be one of {', '.join(ARCHS_ALL)}, not {self.arch!r}")
-        for name in ("in_channels", "image_size", "classes", "time_steps", "heads", "mlp_ratio",
-                     "sep_expansion", "sep_kernel", "channel_ratio", "attention_shift"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if self.order not in ("kv_first", "qk_first"):
-            raise ValueError(f"order must be 'kv_first' or 'qk_first', not {self.order!r}")
-        if not self.stem or not self.stages:
-            raise ValueError("stem and stages must not be empty")
-
-    def to_dict(self):
-        return copy.deepcopy(asdict(self))
-
-    @classmethod
-    def from_dict(cls, data):
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown config field {unknown[0]!r}")
-        # Every field must be there: a default filled in for a field an older file lacks
-        # could silently change the model (attention_shift did).
-        missing = [name for name in cls.__dataclass_fields__ if name not in data]
-        if missing:
-            raise ValueError(f"missing config field {missing[0]!r}")
-        return cls(**copy.deepcopy(data))
+__all__ = ["SpikingTransformer", "metaspikformer_config"]
 
 
 class SpikingTransformer(nn.Module):
@@ -167,11 +73,11 @@ class SpikingTransformer(nn.Module):
                              ratio=c.channel_ratio)
         if name != "transformer":
             raise ValueError(f"block must be 'conv' or 'transformer', not {name!r}")
-        if kind["attention"] == "sdsa3":
+        if kind["attention"] == SDSA3.block:
             return TransformerBlock(SDSA3(dim, heads=c.heads, order=c.order,
                                           shift=c.attention_shift),
                                     MembraneMLP(dim, ratio=c.mlp_ratio))
-        if kind["attention"] == "sdsa1":
+        if kind["attention"] == SDSA1.block:
             return TransformerBlock(SDSA1(dim, heads=c.heads), MembraneMLP(dim, ratio=c.mlp_ratio))
         return TransformerBlock(SSA(dim, heads=c.heads, order=c.order, shift=c.attention_shift),
                                 SpikeMLP(dim, ratio=c.mlp_ratio))

@@ -22,20 +22,11 @@ from torch import nn
 
 from ..neurons import LIF, PLIF
 from .blocks import ConvBN
-from .metaspikformer import NetConfig, SpikingTransformer, metaspikformer_config
+from .config import NetConfig
+from .metaspikformer import SpikingTransformer, metaspikformer_config
 
-__all__ = ["ARCHS", "ARCHS_ALL", "SPIKE_DRIVEN", "arch_config", "build_model", "Spikeformer",
-           "NotSpikeDriven", "neuron_layers", "count_parameters"]
-
-#: Values of ``NetConfig.arch``.
-ARCHS_ALL = ("metaspikformer", "sdt-v1", "spikformer", "spikeformer")
-#: Architectures whose inference is spike-driven (integer model and compiler accept them).
-SPIKE_DRIVEN = ("metaspikformer", "sdt-v1", "spikformer")
-
-
-class NotSpikeDriven(ValueError):
-    """The model computes with real values (softmax attention, PLIF, LayerNorm): no integer
-    model, no accelerator program."""
+__all__ = ["ARCHS", "arch_config", "build_model", "Spikeformer", "neuron_layers",
+           "count_parameters"]
 
 
 def _spiking_stem():
@@ -123,7 +114,8 @@ class Spikeformer(nn.Module):
     Convolutional tokenizer ``[conv → BN → PLIF] × n``, transformer blocks with spatio-temporal
     softmax attention and LayerNorm (:class:`_STABlock`), head: mean over tokens → linear → mean
     over T. Real-valued attention scores, softmax, LayerNorm and a learned PLIF decay all need
-    multipliers, so :func:`spikeforge.golden.quantize.quantize` raises :class:`NotSpikeDriven`.
+    multipliers, so :func:`spikeforge.golden.quantize.quantize` raises
+    :class:`~.config.NotSpikeDriven`.
     """
 
     def __init__(self, config):

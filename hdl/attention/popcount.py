@@ -1,87 +1,17 @@
-"""AND-popcount of spike words: the per-head ``K^T V`` product of SDSA-3 / Spikformer SSA, built
-event by event into a scratch memory, and the combinational popcount and block-select helpers the
-attention units share."""
+"""AND-popcount of spike words: the per-head ``K^T V`` product of SDSA-3 / Spikformer SSA
+(the ``kv_first`` order), built event by event into a scratch memory."""
 
-from amaranth.hdl import Module, Signal, Mux, Cat, Const, unsigned
+from amaranth.hdl import Module, Signal, Mux, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .encoder import lowest_set, one_hot_index
-from .layouts import kv_pair
-from .params import check_int
+from ..bits import count_bits, count_to_three, lowest_set_blocked, one_hot_index, select_block
+from ..layouts import kv_pair
+from ..params import check_int
+from .base import check_heads
 
-__all__ = ["KVPopcount", "popcount", "block_any", "select_block", "count_width",
-           "lowest_set_blocked", "count_to_three"]
-
-
-def count_width(limit):
-    """Bits of an unsigned counter that never exceeds ``limit``."""
-    return max(1, limit.bit_length())
-
-
-def popcount(value):
-    """Number of set bits of ``value``, as a balanced adder tree (combinational)."""
-    terms = [value[i] for i in range(len(value))]
-    if not terms:
-        return Const(0, 1)
-    while len(terms) > 1:
-        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
-    return terms[0]
-
-
-def block_any(value, width):
-    """One bit per ``width``-bit block of ``value``: whether the block has a set bit."""
-    return Cat(*[value[b * width:(b + 1) * width].any() for b in range(len(value) // width)])
-
-
-def select_block(block_hot, word, width):
-    """Block ``b`` of ``word`` where ``block_hot`` is one-hot at ``b`` (an AND-OR, no index)."""
-    picked = Const(0, width)
-    for b in range(len(block_hot)):
-        picked = picked | Mux(block_hot[b], word[b * width:(b + 1) * width], 0)
-    return picked
-
-
-def lowest_set_blocked(m, value, width):
-    """One-hot of the lowest set bit of ``value`` and one-hot of its ``width``-bit block.
-
-    The same bit as :func:`~.encoder.lowest_set`, found in two short levels (the lowest block
-    with a set bit, and the lowest set bit in every block) instead of one carry chain along the
-    whole word. Returns ``(hot, block_hot)``, both 0 if ``value`` is 0: combinational signals
-    driven in ``m`` (so that every use refers to one copy of the logic).
-    """
-    blocks = len(value) // width
-    block_hot = Signal(blocks)
-    hot = Signal(len(value))
-    m.d.comb += [
-        block_hot.eq(lowest_set(block_any(value, width))),
-        hot.eq(Cat(*[lowest_set(value[b * width:(b + 1) * width]) &
-                     block_hot[b].replicate(width) for b in range(blocks)])),
-    ]
-    return hot, block_hot
-
-
-def count_to_three(m, value):
-    """Set bits of ``value``, saturated at 3 (a tree of 2-bit saturating adds, no carry chain).
-
-    Each node of the tree is a combinational signal driven in ``m``: an expression used twice
-    would be generated twice, and the tree would grow exponentially with its depth.
-    """
-    terms = [value[i] for i in range(len(value))]
-    if not terms:
-        return Const(0, 2)
-    while len(terms) > 1:
-        pairs = []
-        for i in range(0, len(terms) - 1, 2):
-            total = Signal(3)
-            node = Signal(2)
-            m.d.comb += [total.eq(terms[i] + terms[i + 1]),
-                         node.eq(Mux(total > 3, 3, total[:2]))]
-            pairs.append(node)
-        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
-    return terms[0]
+__all__ = ["KVPopcount"]
 
 
 class KVPopcount(wiring.Component):
@@ -91,7 +21,7 @@ class KVPopcount(wiring.Component):
     increasing ``i``, zero skipping), row ``i`` of the scratch memory gains the token's V bits of
     the head of ``i``: after ``tokens`` beats, lane ``j`` of row ``i`` holds
     ``KV[h, i % D_h, j] = sum_n K[n, i] & V[n, h * D_h + j]`` with ``h = i // D_h``
-    (golden: :func:`spikeforge.golden.attention.kv_int`). Counters are ``count_width(tokens)``
+    (golden: :func:`spikeforge.golden.attention.kv_int`). Counters are ``count_bits(tokens)``
     bits: no entry can exceed ``tokens``, so the sum never overflows.
 
     ``done`` rises when the product is complete; the unit then takes no beats and serves reads
@@ -113,23 +43,21 @@ class KVPopcount(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(kv_pair(width=channels)))
+    i : In(stream.Signature(kv_pair(word_bits=channels)))
     done : Out(1)
     release : In(1)
     rd_en : In(1)
     rd_addr : In(range(channels))
-    rd_data : Out(data.ArrayLayout(unsigned(count_width(tokens)), D_h))
+    rd_data : Out(data.ArrayLayout(unsigned(count_bits(tokens)), D_h))
     """
 
     def __init__(self, *, tokens, channels, heads):
         self._tokens = check_int("tokens", tokens, min=1)
         self._channels = check_int("channels", channels, min=1)
-        self._heads = check_int("heads", heads, min=1, max=channels)
-        if channels % heads:
-            raise ValueError(f"heads must divide channels ({channels}), not {heads!r}")
-        self._row = data.ArrayLayout(unsigned(count_width(tokens)), channels // heads)
+        self._heads = check_heads(heads, channels)
+        self._row = data.ArrayLayout(unsigned(count_bits(tokens)), channels // heads)
         super().__init__({
-            "i": In(stream.Signature(kv_pair(width=channels))),
+            "i": In(stream.Signature(kv_pair(word_bits=channels))),
             "done": Out(1),
             "release": In(1),
             "rd_en": In(1),
@@ -140,11 +68,11 @@ class KVPopcount(wiring.Component):
     tokens = property(lambda self: self._tokens)
     channels = property(lambda self: self._channels)
     heads = property(lambda self: self._heads)
-    head_width = property(lambda self: self._channels // self._heads)
+    head_channels = property(lambda self: self._channels // self._heads)
 
     def elaborate(self, platform):
         m = Module()
-        dh, channels = self.head_width, self._channels
+        dh, channels = self.head_channels, self._channels
         m.submodules.rows = rows = Memory(shape=self._row, depth=channels, init=[])
         wr = rows.write_port()
         rd = rows.read_port(transparent_for=(wr,))

@@ -1,98 +1,31 @@
 """Spike encoder (zero skipping): packed spike words → the addresses of their nonzero spikes."""
 
-from amaranth.hdl import Module, Signal, Const, Cat, Mux, Value, unsigned
+from amaranth.hdl import Module, Signal, Const, Cat, Mux, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
-from .layouts import spike_word
-from .params import check_int
+from spikeforge.contract.sizes import ceil_div
 
-__all__ = ["SpikeEncoder", "encoder_input", "encoder_output", "lowest_set", "one_hot_index",
-           "prefix_counts"]
+from ..bits import lowest_set, one_hot_index, prefix_counts
+from ..layouts import encoder_input, encoder_output
+from ..params import check_int
+
+__all__ = ["SpikeEncoder", "SLICE_ITEMS"]
 
 # Items per slice of a wide word: the width of the encoder's one-item-per-cycle search loop.
 SLICE_ITEMS = 16
 
 
-def encoder_input(*, width, tag_width=0):
-    """Input beat: :func:`~.layouts.spike_word`, plus a ``tag`` copied to the word's events when
-    ``tag_width > 0`` (a producer's per-word context, such as a kernel tap)."""
-    if not tag_width:
-        return spike_word(width=width)
-    return data.StructLayout({"data": unsigned(width), "last": 1, "tag": unsigned(tag_width)})
-
-
-def encoder_output(*, count, addr_range, chunk, planes, tag_width=0):
-    """Output beat: ``count`` item slots (``addr``, ``mask`` when ``chunk > 1``), ``valid``
-    (bit ``s`` set if slot ``s`` holds an item; 0 in a token's empty closing beat), ``plane``,
-    ``last`` (the token's final beat) and ``tag``."""
-    fields = {
-        "addr": data.ArrayLayout(unsigned(max(1, (addr_range - 1).bit_length())), count),
-        "valid": unsigned(count),
-        "plane": unsigned(max(1, (planes - 1).bit_length())),
-        "last": 1,
-    }
-    if chunk > 1:
-        fields["mask"] = data.ArrayLayout(unsigned(chunk), count)
-    if tag_width:
-        fields["tag"] = unsigned(tag_width)
-    return data.StructLayout(fields)
-
-
-def lowest_set(value):
-    """One-hot of the lowest set bit of ``value`` (0 if none); combinational."""
-    return (value & (~value + 1))[:len(value)]
-
-
-def one_hot_index(one_hot):
-    """Index of the set bit of a one-hot value (an OR tree, no priority chain)."""
-    n = len(one_hot)
-    bits = max(1, (n - 1).bit_length())
-    return Cat(*[Cat(*[one_hot[i] for i in range(n) if (i >> k) & 1]).any()
-                 if any((i >> k) & 1 for i in range(n)) else Const(0, 1)
-                 for k in range(bits)])
-
-
-def prefix_counts(m, bits, *, limit, name):
-    """Saturating bit counts of ``bits`` (a parallel-prefix network, ``log2(len(bits))`` levels
-    of small adders, each level's results kept in combinational signals added to ``m``).
-
-    Returns ``(below, total)``: ``below[i]`` is ``min(limit, popcount(bits[:i]))`` and
-    ``total`` is ``min(limit, popcount(bits))``.
-    """
-    shape = unsigned(limit.bit_length())
-
-    def sat_add(a, b):
-        total = a + b
-        return Mux(total > limit, limit, total)
-
-    n = len(bits)
-    level = [bits[i] for i in range(n)]
-    step = 1
-    while step < n:
-        nxt = []
-        for i in range(n):
-            value = sat_add(level[i], level[i - step]) if i >= step else level[i]
-            sig = Signal(shape, name=f"{name}_count{step}_{i}")
-            m.d.comb += sig.eq(value)
-            nxt.append(sig)
-        level, step = nxt, step * 2
-    if n == 1:
-        level = [Value.cast(level[0])]
-    below = [Const(0, shape)] + level[:-1]
-    return below, level[-1]
-
-
 class SpikeEncoder(wiring.Component):
     """Turns spike words into the addresses of their nonzero items, ``count`` per cycle.
 
-    A token is ``planes * ceil(channels / width)`` words (plane-major, the packer's word format
-    for each plane; ``last`` on the token's final word). An *item* is one bit (``chunk = 1``) or
-    one ``chunk``-bit slice of a word (``chunk > 1``: the engine's depthwise mode, where a slice is
-    one lane group). Each nonzero item is emitted once, in increasing address order, ``count``
-    items per beat; ``addr`` is the item's index within its plane (``(w * width + bit) // chunk``
-    for bit ``bit`` of the plane's word ``w``) and ``mask`` the slice's bits. Bits of channels
-    ``>= channels`` are ignored.
+    A token is ``planes * ceil(channels / word_bits)`` words (plane-major, the packer's word
+    format for each plane; ``last`` on the token's final word). An *item* is one bit
+    (``chunk = 1``) or one ``chunk``-bit slice of a word (``chunk > 1``: the engine's depthwise
+    mode, where a slice is one lane group). Each nonzero item is emitted once, in increasing
+    address order, ``count`` items per beat; ``addr`` is the item's index within its plane
+    (``(w * word_bits + bit) // chunk`` for bit ``bit`` of the plane's word ``w``) and ``mask``
+    the slice's bits. Bits of channels ``>= channels`` are ignored.
 
     Work is proportional to the spikes: a word with ``n`` nonzero items takes ``ceil(n / count)``
     cycles, an all-zero word one cycle, and the next word is taken in the cycle the current one
@@ -102,78 +35,82 @@ class SpikeEncoder(wiring.Component):
 
     Parameters
     ----------
-    width : int
+    word_bits : int
         Bits per spike word; a multiple of ``chunk``.
     channels : int
         Channels per plane.
     planes : int
         Bit-planes per token (``input_bits`` of a multi-bit input).
     count : int
-        Items per output beat, at most ``width // chunk``.
+        Items per output beat, at most ``word_bits // chunk``.
     chunk : int
         Bits per item.
-    tag_width : int
-        Width of a per-word tag copied to the word's beats (0: none, the input is a plain
-        :func:`~.layouts.spike_word`).
+    tag_bits : int
+        Bits of a per-word tag copied to the word's beats (0: none, the input is a plain
+        :func:`~spikeforge.hdl.layouts.spike_word`).
 
     Members
     -------
-    i : In(stream.Signature(encoder_input(width, tag_width)))
-    o : Out(stream.Signature(encoder_output(count, addr_range, chunk, planes, tag_width)))
+    i : In(stream.Signature(encoder_input(word_bits, tag_bits)))
+    o : Out(stream.Signature(encoder_output(count, addr_range, chunk, planes, tag_bits)))
+        (:mod:`spikeforge.hdl.layouts`; ``addr_range = ceil(channels / word_bits) *
+        (word_bits // chunk)``)
     """
 
-    def __init__(self, *, width, channels, planes=1, count=1, chunk=1, tag_width=0):
-        self._width = check_int("width", width, min=1)
+    def __init__(self, *, word_bits, channels, planes=1, count=1, chunk=1, tag_bits=0):
+        self._word_bits = check_int("word_bits", word_bits, min=1)
         self._channels = check_int("channels", channels, min=1)
         self._planes = check_int("planes", planes, min=1)
         self._chunk = check_int("chunk", chunk, min=1)
-        if width % chunk:
-            raise ValueError(f"width must be a multiple of chunk ({chunk}), not {width!r}")
-        self._count = check_int("count", count, min=1, max=width // chunk)
-        self._tag_width = check_int("tag_width", tag_width, min=0)
-        self._per_plane = -(-channels // width)
-        self._items = width // chunk
+        if word_bits % chunk:
+            raise ValueError(f"word_bits must be a multiple of chunk ({chunk}), "
+                             f"not {word_bits!r}")
+        self._count = check_int("count", count, min=1, max=word_bits // chunk)
+        self._tag_bits = check_int("tag_bits", tag_bits, min=0)
+        self._per_plane = ceil_div(channels, word_bits)
+        self._items = word_bits // chunk
         addr_range = self._per_plane * self._items
         super().__init__({
-            "i": In(stream.Signature(encoder_input(width=width, tag_width=tag_width))),
+            "i": In(stream.Signature(encoder_input(word_bits=word_bits, tag_bits=tag_bits))),
             "o": Out(stream.Signature(encoder_output(
                 count=count, addr_range=addr_range, chunk=chunk, planes=planes,
-                tag_width=tag_width))),
+                tag_bits=tag_bits))),
         })
 
-    width = property(lambda self: self._width)
+    word_bits = property(lambda self: self._word_bits)
     channels = property(lambda self: self._channels)
     planes = property(lambda self: self._planes)
     count = property(lambda self: self._count)
     chunk = property(lambda self: self._chunk)
+    tag_bits = property(lambda self: self._tag_bits)
 
     def elaborate(self, platform):
         m = Module()
-        width, chunk, items, count = self._width, self._chunk, self._items, self._count
+        word_bits, chunk, items, count = self._word_bits, self._chunk, self._items, self._count
         addr_shape = self.o.payload.addr.shape().elem_shape
         plane_shape = self.o.payload.plane.shape()
-        tag_shape = unsigned(max(1, self._tag_width))
+        tag_shape = unsigned(max(1, self._tag_bits))
         # A wide word is handed from W1 to W2 one nonzero slice of `span` items at a time, so the
         # item-selection loop in W2 spans `span` items, not the whole word. (With count > 1, a
         # beat may hold items of different slices, so the word stays whole then.)
         sliced = count == 1 and chunk == 1 and items > SLICE_ITEMS and items % SLICE_ITEMS == 0
         span = SLICE_ITEMS if sliced else items
-        slices = -(-items // span)
+        slices = ceil_div(items, span)
 
         # Position of the next input word within its token.
         in_word = Signal(range(self._per_plane))
         in_base = Signal(addr_shape)
         in_plane = Signal(plane_shape)
-        tail_bits = self._channels - (self._per_plane - 1) * width
-        channel_mask = Mux(in_word == self._per_plane - 1,
-                           Const((1 << tail_bits) - 1, width), Const((1 << width) - 1, width))
+        tail_bits = self._channels - (self._per_plane - 1) * word_bits
+        channel_mask = Mux(in_word == self._per_plane - 1, Const((1 << tail_bits) - 1, word_bits),
+                           Const((1 << word_bits) - 1, word_bits))
 
         # Stage W1: the accepted word, masked, with its nonzero-item bits; `w1_part` is the slice
         # to hand over next (the lowest nonzero one, at slice `w1_offset`), `w1_slices` the
         # nonzero slices after it and `w1_final` = no slice after it (all registered, so the
         # item selection in W2 starts from flip-flops).
         w1_valid = Signal()
-        w1_word = Signal(width)
+        w1_word = Signal(word_bits)
         w1_items = Signal(items)
         w1_part = Signal(span)
         w1_offset = Signal(range(slices))
@@ -192,7 +129,7 @@ class SpikeEncoder(wiring.Component):
         hot = Signal(data.ArrayLayout(unsigned(span), count))  # one-hot item of each slot
         rest = Signal(span)
         more = Signal()
-        word = Signal(width)
+        word = Signal(word_bits)
         base = Signal(addr_shape)
         plane = Signal(plane_shape)
         last = Signal()
@@ -246,7 +183,7 @@ class SpikeEncoder(wiring.Component):
             self.o.payload.last.eq(last & ~more),
             self.o.valid.eq(offer),
         ]
-        if self._tag_width:
+        if self._tag_bits:
             m.d.comb += self.o.payload.tag.eq(tag)
 
         # W2 frees when empty, when it holds a zero non-last slice, or when the beat leaving now
@@ -307,7 +244,7 @@ class SpikeEncoder(wiring.Component):
             ]
             if slices > 1:
                 m.d.sync += fresh
-            if self._tag_width:
+            if self._tag_bits:
                 m.d.sync += w1_tag.eq(self.i.payload.tag)
             with m.If(self.i.payload.last):
                 m.d.sync += [in_word.eq(0), in_base.eq(0), in_plane.eq(0)]

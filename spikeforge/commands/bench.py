@@ -1,17 +1,92 @@
 """``spikeforge bench``: performance sweeps that print the figure, the analytic bound and their
-ratio. Each benchmark lives in its own module, registered in ``BENCHMARKS``."""
+ratio. The sweeps are library functions in ``verif/bench_<name>.py`` that return dicts; this
+module holds only their options and their output."""
 
 import click
 
-from ..lazy import LazyGroup
+from ..contract.attention import VARIANTS
+from ..errors import as_user_error
+from ..verif import bench_engine, bench_sdsa
+from .common import json_option, emit
 
-# Benchmark name -> "module:attribute" of a click command.
-BENCHMARKS = {
-    "sdsa": "spikeforge.verif.bench_sdsa:command",
-    "engine": "spikeforge.verif.bench_engine:command",
-}
+__all__ = ["command"]
 
 
-@click.group("bench", cls=LazyGroup, lazy=BENCHMARKS)
+@click.group("bench")
 def command():
     """Run a benchmark (cycles in simulation against the analytic bound)."""
+
+
+@command.command("engine")
+@click.option("--rates", default=",".join(str(r) for r in bench_engine.RATES), show_default=True,
+              help="Comma-separated firing rates.")
+@click.option("--channels", default=64, show_default=True, help="C_in = C_out.")
+@click.option("--lanes", default=16, show_default=True, help="Adder lanes P.")
+@click.option("--tokens", default=64, show_default=True, help="Tokens of the linear layer.")
+@click.option("--size", default=6, show_default=True, help="Frame side of the 3x3 conv.")
+@click.option("--seed", default=1, show_default=True)
+@json_option
+def engine(rates, channels, lanes, tokens, size, seed, as_json):
+    """Sweep firing rates on a linear and a 3x3 conv layer; cycles vs. the analytic bound.
+
+    Cycles are counted in the Amaranth simulator from the first spike word offered to the last
+    output beat taken. Exits 1 if a target is missed.
+    """
+    with as_user_error():
+        points = bench_engine.sweep(rates=[float(r) for r in rates.split(",") if r.strip()],
+                                    channels=channels, lanes=lanes, tokens=tokens, size=size,
+                                    seed=seed, progress=True)
+    checks = bench_engine.targets(points)
+    if as_json:
+        emit({"simulator": "amaranth", "lanes": lanes, "points": points, "targets": checks},
+             True)
+    else:
+        header = (f"{'layer':14} {'rate':>5} {'events':>7} {'sops':>8} {'cycles':>7} "
+                  f"{'bound':>7} {'ratio':>6} {'sop/lane/cyc':>12} ok")
+        lines = [header] + [
+            f"{p['layer']:14} {p['rate']:5.2f} {p['events']:7d} {p['sops']:8d} "
+            f"{p['cycles']:7d} {p['bound_cycles']:7d} {p['ratio']:6.3f} "
+            f"{p['sop_per_lane_cycle']:12.3f} {'yes' if p['correct'] else 'NO'}"
+            for p in points]
+        lines += [f"target {name}: {'met' if ok else 'MISSED'}" for name, ok in checks.items()]
+        emit({}, False, "\n".join(lines))
+    if not all(checks.values()):
+        raise SystemExit(1)
+
+
+@command.command("sdsa")
+@click.option("--variant", "variants", multiple=True, default=VARIANTS,
+              show_default=True, help="Variant(s) to measure (repeatable).")
+@click.option("--tokens", "-n", "token_counts", multiple=True, type=int,
+              default=(16, 64, 196), show_default=True, help="N values (repeatable).")
+@click.option("--channels", "-d", default=64, show_default=True, help="D.")
+@click.option("--heads", default=8, show_default=True)
+@click.option("--steps", "-t", default=4, show_default=True, help="T, time steps per sample.")
+@click.option("--shift", default=3, show_default=True, help="Score scale 2**-shift.")
+@click.option("--rates", nargs=3, type=float, default=bench_sdsa.DEFAULT_RATES,
+              show_default=True, help="Firing rates of Q, K, V.")
+@click.option("--simulator", "-s", default="icarus", show_default=True,
+              help="icarus or verilator (same cycles: no stalls, deterministic).")
+@click.option("--seed", default=1, show_default=True)
+@json_option
+def sdsa(variants, token_counts, channels, heads, steps, shift, rates, simulator, seed,
+         as_json):
+    """Cycles per head and time step of the SDSA variants against the analytic bound."""
+    with as_user_error():
+        rows = bench_sdsa.sweep(variants=variants, token_counts=token_counts, channels=channels,
+                                heads=heads, steps=steps, shift=shift, rates=rates,
+                                simulator=simulator, seed=seed, progress=not as_json)
+    if as_json:
+        emit({"benchmark": "sdsa", "rates": list(rates), "points": rows}, True)
+        return
+    click.echo(f"SDSA, D={channels}, heads={heads}, T={steps}, rates q/k/v={rates}, "
+               f"{simulator}; cycles per head per time step")
+    click.echo(f"{'variant':9} {'N':>4} {'cycles':>9} {'bound':>9} {'ratio':>6}  "
+               f"{'rates q/k/v measured':22} checked")
+    for r in rows:
+        measured = "/".join(str(r["rates_measured"][n]) for n in "qkv")
+        note = (f"; model {r['model']} cycles (measured / model {r['model_ratio']})"
+                if "model" in r else "")
+        click.echo(f"{r['variant']:9} {r['tokens']:>4} {r['cycles_per_head']:>9} "
+                   f"{r['bound_per_head']:>9} {r['ratio']:>6}  {measured:22} "
+                   f"{r['checked']} ({r['mismatches']} mismatches){note}")

@@ -5,21 +5,25 @@ import os
 
 import click
 
-from ..errors import UserError, as_user_error
+from ..errors import UserError
 from ..progress import progress_bar
-from .common import echo_table, emit, json_option
+from .common import Integer, echo_table, emit, json_option
+from .compile import config_option, run_accelerator_command
 
 
 @click.command("run")
-@click.option("--backend", type=click.Choice(["float", "golden"]), default="golden",
-              show_default=True,
-              help="float: the folded float model; golden: the integer model (the RTL's spec).")
+@click.option("--backend", type=click.Choice(["float", "golden", "accelerator"]),
+              default="golden", show_default=True,
+              help="float: the folded float model; golden: the integer model (the RTL's spec); "
+                   "accelerator: the compiled program on the accelerator's golden model.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Model file [default: the shipped golden/models/default.npz].")
-@click.option("--samples", type=int, default=None, help="First N test samples [default: all].")
+@click.option("--samples", type=Integer(1), default=None,
+              help="First N test samples [default: all].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@config_option
 @json_option
-def command(backend, model_path, samples, no_progress, as_json):
+def command(backend, model_path, samples, no_progress, as_json, config_name):
     """Evaluate a model on the digits test split.
 
     Prints backend, samples, accuracy, SOPs per inference, firing rate per neuron layer and the
@@ -38,14 +42,17 @@ def command(backend, model_path, samples, no_progress, as_json):
     from spikeforge.golden.quantize import describe_layer
     from spikeforge.golden.train import evaluate as evaluate_float
 
-    if samples is not None and samples < 1:
-        raise UserError(f"--samples must be at least 1, not {samples}")
-    with as_user_error():
-        model = load_model(model_path)
+    model = load_model(model_path)
     _, test = load_digits()
+    model.check_images(test.images)
     test = test.head(samples)
     out = {"backend": backend, "model": str(model.path), "arch": model.config.arch,
            "time_steps": model.time_steps, "samples": len(test)}
+    if backend == "accelerator":
+        out.update(run_accelerator_command(model, test, config_name=config_name,
+                                           show_progress=not (no_progress or as_json)))
+        _echo_accelerator(out, as_json)
+        return
     if not model.spike_driven:
         if backend == "golden":
             raise UserError(f"model {model.path} ({model.config.arch}) is float-only: it is not "
@@ -90,3 +97,17 @@ def command(backend, model_path, samples, no_progress, as_json):
                 for name, rate in out["firing_rates"].items()]
     echo_table(["layer", "op", "spikes in", "SOPs", "dense", "rate", "what"], rows,
                align="llrrrrl")
+
+
+def _echo_accelerator(out, as_json):
+    """Print the ``--backend accelerator`` figures."""
+    if as_json:
+        emit(out, True)
+        return
+    click.echo(f"{out['arch']} T={out['time_steps']} on {out['config']}: accuracy "
+               f"{100 * out['accuracy']:.2f} % on {out['samples']} test samples, "
+               f"{out['mismatches']} mismatches, {out['cycles_per_inference']:.0f} cycles per "
+               f"inference (bound {out['bound_cycles']:.0f})")
+    echo_table(["layer", "op", "mismatches", "bound", "cycles"],
+               [[r["name"], r["op"], str(r["mismatches"]), f"{r['bound_cycles']:.0f}",
+                 f"{r['cycles']:.0f}"] for r in out["layers"]], align="llrrr")
