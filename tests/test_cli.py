@@ -39,7 +39,7 @@ def test_bad_input_is_one_line(args, needle):
 
 def test_verilog(tmp_path):
     out = tmp_path / "packer.v"
-    result = spikeforge("verilog", "packer", "-p", "lanes=4", "-p", "width=8", "-o", str(out))
+    result = spikeforge("verilog", "packer", "-p", "lanes=4", "-p", "word_bits=8", "-o", str(out))
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert "module top" in text and "i__payload" in text

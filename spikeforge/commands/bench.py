@@ -7,7 +7,7 @@ import click
 from ..contract.attention import VARIANTS
 from ..errors import as_user_error
 from ..verif import bench_engine, bench_sdsa
-from .common import json_option, emit
+from .common import SEED, Integer, Number, emit, json_option
 
 __all__ = ["command"]
 
@@ -20,11 +20,15 @@ def command():
 @command.command("engine")
 @click.option("--rates", default=",".join(str(r) for r in bench_engine.RATES), show_default=True,
               help="Comma-separated firing rates.")
-@click.option("--channels", default=64, show_default=True, help="C_in = C_out.")
-@click.option("--lanes", default=16, show_default=True, help="Adder lanes P.")
-@click.option("--tokens", default=64, show_default=True, help="Tokens of the linear layer.")
-@click.option("--size", default=6, show_default=True, help="Frame side of the 3x3 conv.")
-@click.option("--seed", default=1, show_default=True)
+@click.option("--channels", type=Integer(1, 4096), default=64, show_default=True,
+              help="C_in = C_out.")
+@click.option("--lanes", type=Integer(1, 256), default=16, show_default=True,
+              help="Adder lanes P.")
+@click.option("--tokens", type=Integer(1, 4096), default=64, show_default=True,
+              help="Tokens of the linear layer.")
+@click.option("--size", type=Integer(3, 64), default=6, show_default=True,
+              help="Frame side of the 3x3 conv.")
+@click.option("--seed", type=SEED, default=1, show_default=True)
 @json_option
 def engine(rates, channels, lanes, tokens, size, seed, as_json):
     """Sweep firing rates on a linear and a 3x3 conv layer; cycles vs. the analytic bound.
@@ -55,19 +59,24 @@ def engine(rates, channels, lanes, tokens, size, seed, as_json):
 
 
 @command.command("sdsa")
-@click.option("--variant", "variants", multiple=True, default=VARIANTS,
+@click.option("--variant", "variants", multiple=True, type=click.Choice(VARIANTS),
+              default=VARIANTS,
               show_default=True, help="Variant(s) to measure (repeatable).")
-@click.option("--tokens", "-n", "token_counts", multiple=True, type=int,
+@click.option("--tokens", "-n", "token_counts", multiple=True, type=Integer(1, 4096),
               default=(16, 64, 196), show_default=True, help="N values (repeatable).")
-@click.option("--channels", "-d", default=64, show_default=True, help="D.")
-@click.option("--heads", default=8, show_default=True)
-@click.option("--steps", "-t", default=4, show_default=True, help="T, time steps per sample.")
-@click.option("--shift", default=3, show_default=True, help="Score scale 2**-shift.")
-@click.option("--rates", nargs=3, type=float, default=bench_sdsa.DEFAULT_RATES,
+@click.option("--channels", "-d", type=Integer(1, 1024), default=64, show_default=True,
+              help="D.")
+@click.option("--heads", type=Integer(1, 64), default=8, show_default=True)
+@click.option("--steps", "-t", type=Integer(1, 64), default=4, show_default=True,
+              help="T, time steps per sample.")
+@click.option("--shift", type=Integer(1, 16), default=3, show_default=True,
+              help="Score scale 2**-shift.")
+@click.option("--rates", nargs=3, type=Number(0, 1), default=bench_sdsa.DEFAULT_RATES,
               show_default=True, help="Firing rates of Q, K, V.")
-@click.option("--simulator", "-s", default="icarus", show_default=True,
+@click.option("--simulator", "-s", type=click.Choice(["icarus", "verilator"]),
+              default="icarus", show_default=True,
               help="icarus or verilator (same cycles: no stalls, deterministic).")
-@click.option("--seed", default=1, show_default=True)
+@click.option("--seed", type=SEED, default=1, show_default=True)
 @json_option
 def sdsa(variants, token_counts, channels, heads, steps, shift, rates, simulator, seed,
          as_json):

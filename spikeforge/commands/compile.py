@@ -5,7 +5,7 @@ import click
 
 from spikeforge.contract.configs import CONFIGS, DEFAULT_CONFIG
 
-from .common import echo_table, json_option
+from .common import OutputFile, echo_table, json_option
 
 __all__ = ["command", "config_option"]
 
@@ -21,7 +21,7 @@ def config_option(function):
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Model file [default: the shipped golden/models/default.npz].")
 @config_option
-@click.option("-o", "--output", "output", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--output", "output", type=OutputFile(folder=True), default=None,
               help="Write <memory>.npy images and manifest.json into this directory.")
 @json_option
 def command(model_path, config_name, output, as_json):

@@ -4,16 +4,16 @@ import os
 
 import click
 
-from .common import json_option, emit
+from ..errors import UserError
+from .common import Integer, emit, json_option, simulator_option
 
 # The demo's layers on the RTL: the transformer stage and the head (about a minute in all).
 DEMO_LAYERS = "s1.*,head.fc"
 
 
 @click.command("demo")
-@click.option("--simulator", "-s", default="icarus", show_default=True,
-              help="icarus or verilator, for the unit testbenches.")
-@click.option("--sample", type=int, default=0, show_default=True,
+@simulator_option
+@click.option("--sample", type=Integer(0), default=0, show_default=True,
               help="Digits test sample whose layers run on the engine RTL.")
 @json_option
 def command(simulator, sample, as_json):
@@ -38,6 +38,9 @@ def command(simulator, sample, as_json):
     from spikeforge.verif.units import UNITS
     from .report import print_report
 
+    _, test = load_digits()
+    if sample >= len(test):
+        raise UserError(f"--sample must be in 0..{len(test) - 1}, not {sample}")
     say = (lambda text: None) if as_json else click.echo
     say(f"1. unit testbenches on {simulator}, random stimulus and stalls, against the golden model")
     units = []
@@ -48,7 +51,6 @@ def command(simulator, sample, as_json):
             f"{result.cycles} cycles")
 
     model = load_model(None)
-    _, test = load_digits()
     counter = Counter()
     accuracy = evaluate(model, test, backend="golden", counter=counter)
     summary = counter.summary(ann_macs=ann_macs(model.float_model()))

@@ -7,16 +7,16 @@ import os
 import click
 
 from ..errors import UserError, as_user_error
-from .common import echo_table, emit, json_option
+from .common import Integer, check_unit, echo_table, emit, json_option
 
 
 @click.command("report")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Model file [default: the shipped golden/models/default.npz].")
-@click.option("--sample", type=int, default=0, show_default=True,
+@click.option("--sample", type=Integer(0), default=0, show_default=True,
               help="Index of the digits test sample to run.")
-@click.option("--lanes", type=int, default=16, show_default=True,
-              help="Engine adder lanes P.")
+@click.option("--lanes", type=Integer(1), default=16, show_default=True,
+              help="Engine adder lanes P (as many as the engine unit allows).")
 @click.option("--layers", "patterns", default="*", show_default=True, metavar="GLOB[,GLOB]",
               help="Run only the conv/linear layers whose names match (e.g. 's1.*,head.fc').")
 @click.option("--rtl/--no-rtl", default=True, show_default=True,
@@ -38,24 +38,23 @@ def command(model_path, sample, lanes, patterns, rtl, no_progress, as_json):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from spikeforge.golden.data import load_digits
     from spikeforge.golden.modelfile import load_model
-    from spikeforge.verif.layer_rtl import NoMatchingLayer, inference_report
+    from spikeforge.verif.layer_rtl import inference_report
 
-    if lanes < 1:
-        raise UserError(f"--lanes must be at least 1, not {lanes}")
-    with as_user_error():
-        model = load_model(model_path)
+    if rtl:
+        check_unit("engine", {"lanes": lanes}, option="--lanes")
+    model = load_model(model_path)
     if not model.spike_driven:
         raise UserError(f"model {model.path} ({model.config.arch}) is float-only: it is not "
                         "spike-driven and cannot run on the accelerator")
     _, test = load_digits()
     if not 0 <= sample < len(test):
         raise UserError(f"--sample must be in 0..{len(test) - 1}, not {sample}")
+    model.check_images(test.images)
 
-    try:
+    # --layers matching no layer, or a layer the engine has no mode for (named), is refused
+    with as_user_error(ValueError):
         out = inference_report(model, test.images[sample:sample + 1], lanes=lanes,
                                patterns=patterns, rtl=rtl, progress=not (no_progress or as_json))
-    except NoMatchingLayer as exc:
-        raise UserError(str(exc)) from None
     out.update(sample=sample, label=int(test.labels[sample]))
     if as_json:
         emit(out, True)

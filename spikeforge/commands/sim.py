@@ -5,17 +5,16 @@ import sys
 import click
 
 from ..errors import as_user_error
-from .common import json_option, param_option, parse_params, emit
+from .common import (SEED, check_stimulus, check_unit, emit, json_option, param_option,
+                     simulator_option, stim_option)
 
 
 @click.command("sim")
 @click.argument("unit", required=False)
-@click.option("--simulator", "-s", default="icarus", show_default=True,
-              help="icarus or verilator.")
+@simulator_option
 @param_option
-@click.option("--stim", "stim", multiple=True, metavar="NAME=VALUE",
-              help="Stimulus setting over the unit's default, e.g. in_idle=0.5 (repeatable).")
-@click.option("--seed", type=int, default=None, help="Random seed (default: random).")
+@stim_option
+@click.option("--seed", type=SEED, default=None, help="Random seed (default: random).")
 @click.option("--waves", is_flag=True, help="Record an FST/VCD trace in the build folder.")
 @click.option("--list", "list_units", is_flag=True, help="List the units and their defaults.")
 @json_option
@@ -31,11 +30,12 @@ def command(unit, simulator, params, stim, seed, waves, list_units, as_json):
             defaults = " ".join(f"{k}={v}" for k, v in u.defaults.items())
             click.echo(f"{u.name:10} {u.summary}  [{defaults}]")
         return
+    check_stimulus(check_unit(unit, params), stim)
     from spikeforge.verif.runner import simulate, SimulationFailed
     try:
         with as_user_error():
-            result = simulate(unit, params=parse_params(params), stimulus=parse_params(stim),
-                              simulator=simulator, seed=seed, waves=waves)
+            result = simulate(unit, params=params, stimulus=stim, simulator=simulator,
+                              seed=seed, waves=waves)
     except SimulationFailed as exc:
         if exc.result is not None:
             emit(_figures(exc.result), as_json)

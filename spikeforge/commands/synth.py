@@ -8,10 +8,13 @@ import click
 
 from ..errors import UserError, as_user_error
 from ..progress import progress_bar
-from .common import json_option, param_option, parse_params, emit
+from .common import (SEED, Number, OutputFile, atomic_output, check_unit, emit, json_option,
+                     literal_value, param_option)
 
 DEVICE_NAMES = ("ecp5-25k", "ecp5-45k", "ecp5-85k", "ice40-up5k")
 BOARD_NAMES = ("ulx3s-85f", "icebreaker")
+#: ``--freq``: a nextpnr target in MHz (no FPGA these flows target clocks a unit at 1 GHz).
+FREQUENCY = Number(0, 1000, positive=True)
 # The fields every synthesis result prints first, in this order.
 FIGURES = ("device", "speed_grade", "lut", "ff", "bram", "dsp", "fmax_mhz", "critical_path",
            "seconds")
@@ -74,9 +77,10 @@ def _synthesize(unit, device, params, freq, seed, cache, log):
 @click.option("--device", "-d", type=click.Choice(DEVICE_NAMES), default="ecp5-85k",
               show_default=True, help="Target device (ECP5 parts are speed grade 6, CABGA381).")
 @param_option
-@click.option("--freq", type=float, default=None,
-              help="nextpnr target frequency in MHz [default: 150 on ECP5, 48 on iCE40].")
-@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--freq", type=FREQUENCY, default=None,
+              help="nextpnr target frequency in MHz, more than 0 and at most 1000 "
+                   "[default: 150 on ECP5, 48 on iCE40].")
+@click.option("--seed", type=SEED, default=1, show_default=True, help="nextpnr placement seed.")
 @click.option("--no-cache", is_flag=True, help="Run the tools even if an identical run exists.")
 @json_option
 def unit_command(unit, device, params, freq, seed, no_cache, as_json):
@@ -86,8 +90,8 @@ def unit_command(unit, device, params, freq, seed, no_cache, as_json):
     and the wall time.
     """
     from spikeforge.synth.report import describe_path
-    result = _synthesize(unit, device, parse_params(params), freq, seed, not no_cache,
-                         _progress(as_json))
+    check_unit(unit, params)
+    result = _synthesize(unit, device, params, freq, seed, not no_cache, _progress(as_json))
     figures = _figures(result)
     if as_json:
         emit(figures, True)
@@ -104,7 +108,7 @@ def unit_command(unit, device, params, freq, seed, no_cache, as_json):
 
 
 @command.command("table")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", "-o", type=OutputFile(), default=None,
               help="Markdown file to write [default: docs/resources.md].")
 @click.option("--device", "-d", "devices", type=click.Choice(DEVICE_NAMES), multiple=True,
               help="Devices (repeatable) [default: ecp5-85k and ice40-up5k].")
@@ -134,8 +138,8 @@ def table_command(output, devices, units, no_cache, as_json):
     finally:
         bar.close()
     path = output or (PROJECT_ROOT / "docs" / "resources.md")
-    with open(path, "w") as file:
-        file.write(render(rows))
+    with atomic_output(path) as part:
+        part.write_text(render(rows))
     if as_json:
         emit({"output": str(path), "rows": rows}, True)
     else:
@@ -187,7 +191,7 @@ def baseline_command(devices, update, as_json):
               help="Target board.")
 @click.option("--plan-only", is_flag=True,
               help="Only make the build plan (Verilog, scripts, pin constraints).")
-@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--seed", type=SEED, default=1, show_default=True, help="nextpnr placement seed.")
 @json_option
 def board_command(board, plan_only, seed, as_json):
     """Build the UART-to-packer design into a bitstream for BOARD (never programs it)."""
@@ -207,19 +211,23 @@ def board_command(board, plan_only, seed, as_json):
 @click.option("--device", "-d", type=click.Choice(DEVICE_NAMES), default="ecp5-85k",
               show_default=True, help="Target device.")
 @param_option
-@click.option("--freq", type=float, default=None, help="nextpnr target frequency in MHz.")
-@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--freq", type=FREQUENCY, default=None, help="nextpnr target frequency in MHz.")
+@click.option("--seed", type=SEED, default=1, show_default=True, help="nextpnr placement seed.")
 @json_option
 def sweep_command(unit, over, device, params, freq, seed, as_json):
     """Synthesize UNIT over the values of one parameter (how LUT/FF/Fmax scale)."""
     name, sep, values = over.partition("=")
-    if not sep or not values:
+    if not sep or not name.isidentifier() or not values:
         raise click.UsageError(f"--over wants NAME=V1,V2,…, not {over!r}")
-    values = [parse_params([f"{name}={text}"])[name] for text in values.split(",")]
-    fixed = parse_params(params)
+    try:
+        values = [literal_value(text) for text in values.split(",")]
+    except ValueError as exc:
+        raise click.UsageError(f"--over {name}: {exc}") from None
+    for value in values:                   # every point checked before the first run
+        check_unit(unit, {**params, name: value})
     rows = []
     for value in progress_bar(values, show=not as_json, unit="run"):
-        result = _synthesize(unit, device, {**fixed, name: value}, freq, seed, True, None)
+        result = _synthesize(unit, device, {**params, name: value}, freq, seed, True, None)
         rows.append({name: value, **_figures(result)})
     if as_json:
         emit({"unit": unit, "parameter": name, "rows": rows}, True)

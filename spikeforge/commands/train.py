@@ -6,7 +6,7 @@ import os
 import click
 
 from ..errors import UserError, as_user_error
-from .common import emit, json_option
+from .common import Integer, Number, OutputFile, atomic_output, emit, json_option
 
 
 def _arch_names():
@@ -18,21 +18,26 @@ def _arch_names():
 @click.option("--arch", default="metaspikformer-tiny", show_default=True,
               help="Architecture (metaspikformer-tiny, sdt-v1-tiny, spikformer-tiny, "
                    "spikeformer-tiny).")
-@click.option("--epochs", type=int, default=None, help="Training epochs [default: 30].")
-@click.option("--steps", "-T", "time_steps", type=int, default=None,
-              help="Time steps T [default: the arch's, 4].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--batch-size", type=int, default=None, help="Batch size [default: 32].")
-@click.option("--lr", type=float, default=None, help="Peak learning rate [default: 5e-3].")
-@click.option("--shift", type=int, default=None,
+@click.option("--epochs", type=Integer(1, 10_000), default=None,
+              help="Training epochs [default: 30].")
+@click.option("--steps", "-T", "time_steps", type=Integer(1), default=None,
+              help="Time steps T, as many as a model file holds [default: the arch's, 4].")
+@click.option("--seed", type=Integer(0, (1 << 32) - 1), default=0, show_default=True,
+              help="Random seed.")
+@click.option("--batch-size", type=Integer(1, 1 << 16), default=None,
+              help="Batch size [default: 32].")
+@click.option("--lr", type=Number(0, 10, positive=True), default=None,
+              help="Peak learning rate [default: 5e-3].")
+@click.option("--shift", type=Integer(0, 3), default=None,
               help="Augmentation: random shifts of up to N pixels [default: 1].")
-@click.option("--train-samples", type=int, default=None,
+@click.option("--train-samples", type=Integer(1), default=None,
               help="Use only the first N training samples (quick smoke runs).")
-@click.option("--weight-bits", type=int, default=8, show_default=True,
-              help="Quantized weight width W.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default="model.npz",
-              show_default=True, help="Model file to write.")
-@click.option("--threads", type=int, default=2, show_default=True,
+@click.option("--weight-bits", type=Integer(1), default=8, show_default=True,
+              help="Quantized weight width W, as wide as a model file holds.")
+@click.option("--output", "-o", type=OutputFile(), default="model.npz",
+              show_default=True, help="Model file to write (only once it is complete and "
+                                      "loads back).")
+@click.option("--threads", type=Integer(1, 256), default=2, show_default=True,
               help="torch threads (results depend on it: the shipped model used 2).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
@@ -52,21 +57,21 @@ def command(arch, epochs, time_steps, seed, batch_size, lr, shift, train_samples
     from spikeforge.golden import train as training
     from spikeforge.golden.data import load_digits
     from spikeforge.golden.integer_model import evaluate
-    from spikeforge.golden.modelfile import save_model
+    from spikeforge.golden.modelfile import MODEL_FILE_LIMITS, load_model, save_model
     from spikeforge.golden.models import SPIKE_DRIVEN, arch_config
     from spikeforge.golden.quantize import quantize
 
     options = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr),
                                  ("shift", shift)) if v is not None}
+    if arch not in _arch_names():
+        raise UserError(f"unknown arch {arch!r} (archs: {', '.join(_arch_names())})")
+    for option, value, field in (("--steps", time_steps, "time_steps"),
+                                 ("--weight-bits", weight_bits, "weight_bits")):
+        low, high = MODEL_FILE_LIMITS[field]
+        if value is not None and not low <= value <= high:
+            raise UserError(f"{option} must be in {low}..{high} (what a model file holds), "
+                            f"not {value}")
     with as_user_error():
-        if arch not in _arch_names():
-            raise UserError(f"unknown arch {arch!r} (archs: {', '.join(_arch_names())})")
-        for name, value in (("--epochs", epochs), ("--steps", time_steps), ("--threads", threads),
-                            ("--batch-size", batch_size), ("--train-samples", train_samples)):
-            if value is not None and value < 1:
-                raise UserError(f"{name} must be at least 1, not {value}")
-        if shift is not None and not 0 <= shift <= 3:
-            raise UserError(f"--shift must be in [0, 3], not {shift}")
         config = arch_config(arch, time_steps=time_steps)
         if config.image_size != 8 or config.in_channels != 1:
             raise UserError(f"arch {arch!r} is a structural (ImageNet) model: train a -tiny arch")
@@ -88,8 +93,15 @@ def command(arch, epochs, time_steps, seed, batch_size, lr, shift, train_samples
     training_record.update(options, torch=torch.__version__, train_samples=train_samples,
                            threads=threads)
     metrics = {k: figures[k] for k in ("train_accuracy", "float_accuracy", "golden_accuracy")}
-    save_model(output, config=config, state_dict=result.model.state_dict(), program=program,
-               training=training_record, metrics=metrics)
+    with atomic_output(output) as part:
+        save_model(part, config=config, state_dict=result.model.state_dict(), program=program,
+                   training=training_record, metrics=metrics)
+        try:
+            load_model(part)
+        except UserError as exc:            # e.g. a --lr so large that the weights went NaN
+            detail = str(exc).split(": ", 1)[-1]        # the field, without the temporary path
+            raise UserError(f"the trained model is not a valid model file, not written: "
+                            f"{detail}") from None
     figures["output"] = str(output)
     if as_json:
         emit(figures, True)

@@ -60,7 +60,7 @@ def test_shipped_model_is_what_train_with_defaults_makes():
     """The cheap half of "training again reproduces it": the shipped file was made by
     ``spikeforge train`` with every default (no option recorded as overridden), so the same
     command, torch build and thread count retrain the same weights (training is deterministic:
-    ``tests/test_train_run_cli.py::test_training_is_reproducible``)."""
+    ``tests/test_golden_train.py::test_training_is_reproducible``)."""
     from spikeforge.golden.quantize import QUANT_DEFAULTS
     from spikeforge.golden.train import DEFAULTS
     model = load_model(default_model_path())
@@ -102,8 +102,8 @@ def test_missing_and_garbage_files(tmp_path):
 @pytest.mark.parametrize("edit,needle", [
     (lambda m: m.update(version=VERSION + 1), "version: is 2"),
     (lambda m: m.update(format="onnx"), "format:"),
-    (lambda m: m["config"].update(time_steps=0), "config: time_steps"),
-    (lambda m: m["config"].pop("attention_shift"), "missing config field 'attention_shift'"),
+    (lambda m: m["config"].update(time_steps=0), "config.time_steps: 0 is out of range"),
+    (lambda m: m["config"].pop("attention_shift"), "config.attention_shift: missing"),
     (lambda m: m.update(time_steps=3), "time_steps: 3 differs"),
     (lambda m: m["quant"].update(weight_bits=40), "quant.weight_bits: 40 is out of range"),
     (lambda m: m["layers"][1].update(threshold=0), "threshold: 0 is out of range"),
@@ -145,4 +145,4 @@ def test_state_that_does_not_fit_the_config(small, tmp_path):
              "state: does not fit the config")
     _refused(_rewrite(path, tmp_path / "cf.npz",
                       manifest=lambda m: m["config"].update(stages=[{"width": 16}])),
-             "config: does not build a model")
+             "config.stages[0].downsample: missing")
