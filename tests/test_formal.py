@@ -10,7 +10,7 @@ import json
 import pytest
 
 from spikeforge.cli import main
-from spikeforge.verif.formal import HARNESSES, KNOWN_FAILURES, UnknownFormalUnit, get_harness
+from spikeforge.verif.formal import HARNESSES, UnknownFormalUnit, get_harness
 from spikeforge.verif.formal.harness import UnknownMutation
 from spikeforge.verif.formal.properties import ProbeError
 from spikeforge.verif.formal.runner import check_mutation, run_harness
@@ -42,15 +42,6 @@ def test_mutation_caught(unit, tmp_path):
     caught = check_mutation(cls, cls.suite_mutation, properties=first, build_root=tmp_path)
     missed = [name for name, r in caught.items() if r.status != "failed"]
     assert missed == [], f"{unit}: mutation {cls.suite_mutation!r} not caught by {missed}"
-
-
-@pytest.mark.parametrize("unit", sorted(KNOWN_FAILURES))
-def test_known_failure_still_fails(unit, tmp_path):
-    # a configuration with a known bug (see its harness): when this starts to pass, the bug is
-    # fixed and the harness moves to HARNESSES
-    cls = get_harness(unit)
-    result = run_harness(cls(), groups=["bound"], build_root=tmp_path)
-    assert result.failed_names(), f"{unit} passes now: move it to HARNESSES"
 
 
 def test_distributed_walker_reads_its_frame(tmp_path):

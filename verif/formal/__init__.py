@@ -7,7 +7,7 @@ One harness module per unit; :data:`HARNESSES` names them (imported lazily). See
 
 import importlib
 
-__all__ = ["HARNESSES", "KNOWN_FAILURES", "get_harness", "UnknownFormalUnit"]
+__all__ = ["HARNESSES", "get_harness", "UnknownFormalUnit"]
 
 
 class UnknownFormalUnit(LookupError):
@@ -34,16 +34,11 @@ HARNESSES = {
     "queue": "buffers:QueueHarness",
 }
 
-# Harnesses of configurations with a known bug: not in the default run (``spikeforge formal``
-# names them), each kept by the test suite as an expected failure until it is fixed.
-# (walker_distributed was one until its fix.)
-KNOWN_FAILURES = {}
-
 
 def get_harness(name):
     """The harness class called ``name``; an unknown name raises :class:`UnknownFormalUnit`."""
     try:
-        module, cls = {**HARNESSES, **KNOWN_FAILURES}[name].split(":")
+        module, cls = HARNESSES[name].split(":")
     except KeyError:
         known = ", ".join(sorted(HARNESSES))
         raise UnknownFormalUnit(f"unknown formal unit {name!r} (units: {known})") from None
