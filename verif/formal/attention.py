@@ -36,6 +36,16 @@ def _repeats_word(dut, m, internals):
         m.d.sync += internals("o__valid", under=("core",)).eq(1)
 
 
+def _served_stuck(dut, m, internals):
+    # the Q count of a step never advances: Q words are taken without end
+    m.d.sync += internals("served", under=("core",)).eq(0)
+
+
+def _valid_stuck(dut, m, internals):
+    # o.valid is stuck high: words are offered with no Q word to answer
+    m.d.comb += dut.o.valid.eq(1)
+
+
 class AttentionHarness(Harness):
     """Inputs: K/V beats and Q words from arbitrary producers; output: to an arbitrary
     consumer."""
@@ -115,7 +125,11 @@ class SDSAv1Harness(AttentionHarness):
                  "repeats_word": Mutation(catches="words_in_flight",
                                           text="an output word is offered again after it was "
                                                "taken",
-                                          after=_repeats_word, under=("core",))}
+                                          after=_repeats_word, under=("core",)),
+                 "served_stuck": Mutation(catches="state_tracks",
+                                          text="the Q count of a step never advances (Q words "
+                                               "are taken without end)",
+                                          after=_served_stuck, under=("core",))}
 
     def datapath(self, m, checks, dut, internals):
         # The harness's own OR of K AND V over the step, and the Q word answered.
@@ -147,6 +161,11 @@ class SSAHarness(AttentionHarness):
     # the score pipeline, skid buffer, attention LIF and packer hold five or more Q words (and
     # take the next step's K/V behind them): no bound is asserted
     in_flight = None
+    mutations = {**AttentionHarness.mutations,
+                 "valid_stuck": Mutation(catches="no_answer_without_q",
+                                         text="o.valid stuck high: words offered with no Q "
+                                              "word to answer",
+                                         after=_valid_stuck)}
     bound_depth = 24
     cover_depth = 30
     # about half a minute each: benchmark set only (the suite keeps the mutation)

@@ -53,6 +53,30 @@ def _spare_corrupts(dut, m, internals):
         m.d.sync += internals("spare").eq(dut.i.payload ^ 1)
 
 
+def _register_valid_from_nothing(dut, m, internals):
+    # o.valid rises whenever the register may load, a beat offered or not
+    with m.If(dut.i.ready):
+        m.d.sync += dut.o.valid.eq(1)
+
+
+def _full_from_nothing(dut, m, internals):
+    # the spare is marked full in a cycle with no beat on offer
+    with m.If(~dut.i.valid):
+        m.d.sync += internals("full").eq(1)
+
+
+def _spare_overwritten(dut, m, internals):
+    # the spare keeps copying i.payload while it holds a beat
+    with m.If(internals("full")):
+        m.d.sync += internals("spare").eq(dut.i.payload)
+
+
+def _fifo_full_early(dut, m, internals):
+    # the queue refuses beats one beat before it is full
+    with m.If(dut.level == dut.depth - 1):
+        m.d.comb += [dut.i.ready.eq(0), internals("w_en").eq(0)]
+
+
 def _fifo_repeats(dut, m, internals):
     # the FIFO is never told that its beat was read
     m.d.comb += internals("r_en").eq(0)
@@ -109,8 +133,12 @@ class StreamBufferHarness(BufferHarness):
     unit = "stream_buffer"
     component = StreamBuffer
     params = {"shape": PAYLOAD_BITS}
-    mutations = _mutations(comb_output=False, repeats=_register_repeats,
-                           corrupts=_register_corrupts)
+    mutations = {**_mutations(comb_output=False, repeats=_register_repeats,
+                              corrupts=_register_corrupts),
+                 "valid_from_nothing": Mutation(
+                     catches="occupancy",
+                     text="o.valid rises whenever i.ready is high, a beat offered or not",
+                     after=_register_valid_from_nothing)}
     suite_mutation = "valid_drops"
 
     def occupancy(self, m, checks, dut, internals, shadow):
@@ -123,6 +151,15 @@ class SkidHarness(BufferHarness):
     component = SkidBuffer
     params = {"shape": PAYLOAD_BITS}
     bypass = True
+    mutations = {**BufferHarness.mutations,
+                 "full_from_nothing": Mutation(
+                     catches="occupancy",
+                     text="the spare is marked full in a cycle with no beat on offer",
+                     after=_full_from_nothing),
+                 "spare_overwritten": Mutation(
+                     catches="spare_is_newest",
+                     text="the spare keeps copying i.payload while it holds a beat",
+                     after=_spare_overwritten)}
     occupancy_text = "the spare holds a beat exactly when one is owed"
 
     def owed(self, dut, full, shadow):
@@ -159,7 +196,10 @@ class QueueHarness(BufferHarness):
     cover_depth = 10
     order_group = "bound"
     bound_depth = 12
-    mutations = _mutations(comb_output=True, repeats=_fifo_repeats, corrupts=_fifo_corrupts)
+    mutations = {**_mutations(comb_output=True, repeats=_fifo_repeats, corrupts=_fifo_corrupts),
+                 "full_early": Mutation(catches="level_counts",
+                                        text="i.ready falls one beat before the queue is full",
+                                        after=_fifo_full_early)}
 
     def occupancy(self, m, checks, dut, internals, shadow):
         checks.prove("level_counts", (shadow.count == dut.level)

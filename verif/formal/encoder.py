@@ -29,6 +29,23 @@ def _repeats_addr(dut, m, internals):
         m.d.sync += internals("hot").eq(internals("hot"))
 
 
+def _plane_stuck(dut, m, internals):
+    # the plane counter never advances: every word is taken as plane 0
+    m.d.sync += internals("in_plane").eq(0)
+
+
+def _offers_empty(dut, m, internals):
+    # every word handed to W2 is offered, a zero word that does not close a token included
+    with m.If((~internals("offer") | (dut.o.ready & ~internals("more")))
+              & internals("w1_valid")):
+        m.d.sync += internals("offer").eq(1)
+
+
+def _more_stuck(dut, m, internals):
+    # the flag "items left behind the one on offer" is never raised
+    m.d.sync += internals("more").eq(0)
+
+
 class EncoderHarness(Harness):
     """Input: spike words framed as tokens (assumed: ``planes`` planes of
     ``ceil(channels / word_bits)`` words, ``last`` on the final word); output: item beats."""
@@ -54,6 +71,17 @@ class EncoderHarness(Harness):
         "drops_last": Mutation(catches="tokens_conserved",
                                text="the closing beat of a token loses its last flag",
                                after=drops_last("o", comb=True)),
+        "plane_stuck": Mutation(catches="position_tracks",
+                                text="the plane counter never advances",
+                                after=_plane_stuck),
+        "offers_empty": Mutation(catches="empty_beat_closes",
+                                 text="a zero word that does not close a token is offered as "
+                                      "an empty beat",
+                                 after=_offers_empty),
+        "more_stuck": Mutation(catches="rest_lemma",
+                               text="the flag of items left behind the offered one is never "
+                                    "raised",
+                               after=_more_stuck),
     }
     suite_mutation = "drops_rest"
 

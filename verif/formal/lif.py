@@ -17,6 +17,11 @@ from .properties import (ShadowQueue, clamp, counter, delta, drops_last, forces_
 __all__ = ["LIFHarness"]
 
 
+def _row_stuck(dut, m, internals):
+    # the membrane row never advances: every beat updates row 0
+    m.d.sync += internals("row").eq(0)
+
+
 class LIFHarness(Harness):
     """Input: current beats framed as tokens (assumed); threshold writes at any time; output:
     spike beats.
@@ -46,6 +51,9 @@ class LIFHarness(Harness):
         "drops_last": Mutation(catches="framing_kept",
                                text="the spike beats lose their last flag",
                                after=drops_last("o")),
+        "row_stuck": Mutation(catches="position_tracks",
+                              text="the membrane row never advances (every beat updates row 0)",
+                              after=_row_stuck),
     }
     suite_mutation = "wrap"
 

@@ -21,6 +21,12 @@ def _msb_first(dut, m, internals):
         m.d.sync += internals("shift", under=("tx",)).eq(Cat(dut.i.payload[::-1], 1))
 
 
+def _low_stop_bit(dut, m, internals):
+    # the transmitter sends a low stop bit: the receiver sees a framing error
+    with m.If(transfer(dut.i)):
+        m.d.sync += internals("shift", under=("tx",)).eq(Cat(dut.i.payload, 0))
+
+
 class UARTHarness(Harness):
     """Input: bytes from an arbitrary producer; output: to a consumer that may stall, but for
     less than a frame (the receiver drops a byte that finds ``o`` still full, by design)."""
@@ -43,6 +49,9 @@ class UARTHarness(Harness):
         "ready_while_busy": Mutation(catches=("in_flight", "bytes_in_order"),
                                      text="i.ready stays high while a frame is being sent",
                                      after=forces_ready("i")),
+        "low_stop_bit": Mutation(catches="no_overrun",
+                                 text="the transmitter sends a low stop bit (a framing error)",
+                                 after=_low_stop_bit, under=("tx",)),
     }
     suite_mutation = "msb_first"
 
