@@ -1,6 +1,6 @@
 """LIF neuron array: P lanes time-shared by N neurons whose membranes live in a memory."""
 
-from amaranth.hdl import Module, Signal, Mux, Const, signed, unsigned
+from amaranth.hdl import Module, Signal, Mux, signed, unsigned
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

@@ -1,6 +1,6 @@
 """Residual add: the residual stream plus a branch output, lane beat by lane beat, saturating."""
 
-from amaranth.hdl import Module, Mux, signed, unsigned
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 

@@ -1,17 +1,14 @@
 """The accelerator's golden model (golden/accelerator.py) runs the compiled program and memory
 images, and equals the golden integer model layer by layer and in scores."""
 
-import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from spikeforge.compiler import compile_model
 from spikeforge.compiler.evaluate import run_accelerator
-from spikeforge.contract.configs import get_config
-from spikeforge.contract.program import DESCRIPTOR_WORDS, pack
+from spikeforge.contract.program import pack
 from spikeforge.golden.accelerator import (Accelerator, compare, decode_program,
                                            golden_layer_outputs)
 from spikeforge.golden.data import load_digits

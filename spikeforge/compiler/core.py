@@ -231,7 +231,7 @@ class _Compiler:
 
     # -- the program --------------------------------------------------------------------------
     def run(self):
-        model, config = self.model, self.config
+        model = self.model
         if not model.spike_driven:
             self.layer = "-"
             self.fail(f"arch {model.config.arch!r} is not spike-driven (softmax attention, "
