@@ -171,8 +171,11 @@ class Accelerator:
         return torch.from_numpy(np.ascontiguousarray(w))
 
     # -- execution ----------------------------------------------------------------------------
-    def run(self, pixels):
-        """Run the program on ``pixels`` (int ``(B, C, H, W)``); see :class:`AcceleratorRun`."""
+    def run(self, pixels, *, trace=None):
+        """Run the program on ``pixels`` (int ``(B, C, H, W)``); see :class:`AcceleratorRun`.
+        ``trace(index, descriptor, accelerator)``, if given, is called before each layer
+        (descriptor ``index``) runs and once more with ``index`` = the END descriptor's, so a
+        caller can copy the memories (``spikes``, ``values``, ``scores``) between layers."""
         pixels = torch.as_tensor(pixels).to(torch.int64)
         batch = len(pixels)
         config = self.config
@@ -181,13 +184,17 @@ class Accelerator:
         self.scores = np.zeros((batch, config.scores_depth, self.lanes), dtype=np.int64)
         self.write(self.program[0], pixels.unsqueeze(0))
         outputs, bound, cycles = [], [], []
-        for d in self.layers:
+        for index, d in enumerate(self.layers, start=1):
+            if trace is not None:
+                trace(index, d, self)
             op = Op(d["op"])
             y, b, extra = getattr(self, "_" + op.name.lower())(d)
             self.write(d, y if op != Op.READOUT else y[None, :, :, None, None])
             outputs.append(self._read_back(d, y))
             bound.append(b)
             cycles.append(b + extra + DESCRIPTOR_WORDS * batch)
+        if trace is not None:
+            trace(len(self.layers) + 1, None, self)
         scores = outputs[-1]
         return AcceleratorRun(outputs=outputs, scores=scores, bound=bound, cycles=cycles)
 

@@ -57,9 +57,10 @@ class Config:
     device : str or None
         A :data:`DEVICES` key (``None``: simulation only, no block budget).
     lanes : int
-        Adder lanes P (also the lanes of every row memory).
+        Adder lanes P (also the lanes of every row memory); a power of two.
     word_bits : int
-        Bits per spike word.
+        Bits per spike word; a power of two and a multiple of ``lanes`` (a word holds whole
+        lane groups, so the RTL finds a group's bits by shifts).
     weight_bits, bias_bits, threshold_bits : int
         Signed widths of a weight, a bias, a LIF threshold (positive).
     acc_bits : int
@@ -120,6 +121,14 @@ class Config:
             if getattr(self, attr) >= 1 << FIELD_BITS[field]:
                 raise ValueError(f"config {self.name}: {attr} does not fit the descriptor "
                                  f"field {field!r} ({FIELD_BITS[field]} bits)")
+        for attr in ("lanes", "word_bits"):
+            value = getattr(self, attr)
+            if value & (value - 1):
+                raise ValueError(f"config {self.name}: {attr} must be a power of two, "
+                                 f"not {value}")
+        if self.word_bits % self.lanes:
+            raise ValueError(f"config {self.name}: word_bits ({self.word_bits}) must be a "
+                             f"multiple of lanes ({self.lanes})")
         for name, spec in self.memories().items():
             if spec.depth > 1 << FIELD_BITS["a_base"]:
                 raise ValueError(f"config {self.name}: {name}_depth exceeds the "

@@ -1,0 +1,127 @@
+"""Run one accelerator executor on one :class:`~.accel_cases.LayerCase` in Amaranth's Python
+simulator: the memories it names in its signature are built with the case's contents (read
+latency 2, as :class:`spikeforge.hdl.memory.RegisteredReadMemory`), the descriptor is set,
+``start`` pulsed, and the memories are read back once ``busy`` falls.
+
+For the executors' own tests; the whole design is checked through its host port by
+``verif/tb_accelerator.py`` on Icarus and Verilator.
+"""
+
+import numpy as np
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory as LibMemory
+from amaranth.sim import Simulator
+
+from spikeforge.contract.program import Memory, memory_map
+from spikeforge.hdl.accelerator.ports import descriptor_layout, row_shape
+
+__all__ = ["run_case", "memory_names", "initial_rows"]
+
+
+def memory_names(executor):
+    """The memories an executor's signature has a port for, in signature order."""
+    names = {m.name.lower() for m in Memory}
+    return [name for name, _ in executor.signature.members.items() if name in names]
+
+
+def initial_rows(case, name):
+    """Initial contents of memory ``name`` for ``case``: its state before the layer (spikes,
+    values, scores), the parameter images (weights, biases, thresholds), zeros otherwise; a
+    list of ints (program, spikes) or of per-lane lists."""
+    spec = memory_map(case.config)[name]
+    source = case.before.get(name, case.params.get(name))
+    lanes = spec.lanes
+    if source is None:
+        return []
+    rows = np.asarray(source, dtype=np.int64)
+    if lanes == 1:
+        return [int(v) for v in rows.reshape(-1)[:spec.depth]]
+    return [[int(v) for v in row] for row in rows.reshape(-1, lanes)[:spec.depth]]
+
+
+class _Memory(Elaboratable):
+    """A memory with the read timing of RegisteredReadMemory (read register + output
+    register) whose rows the simulation can read back."""
+
+    def __init__(self, shape, depth, init):
+        self.storage = LibMemory(shape=shape, depth=depth, init=init)
+        self.port = None
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = self.storage
+        read = self.storage.read_port(domain="sync")
+        write = self.storage.write_port()
+        p = self.port
+        out = Signal.like(read.data, reset_less=True)
+        m.d.sync += out.eq(read.data)
+        m.d.comb += [read.addr.eq(p.r_addr), read.en.eq(p.r_en), p.r_data.eq(out),
+                     write.addr.eq(p.w_addr), write.data.eq(p.w_data), write.en.eq(p.w_en)]
+        return m
+
+
+class _Bench(Elaboratable):
+    def __init__(self, executor, memories):
+        self.executor = executor
+        self.memories = memories
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.executor = self.executor
+        for name, memory in self.memories.items():
+            memory.port = getattr(self.executor, name)
+            m.submodules[name] = memory
+        return m
+
+
+def _unpack_row(value, lanes):
+    if lanes == 1:
+        return int(value)
+    return [int(value[i]) for i in range(lanes)]
+
+
+def run_case(executor, case, *, timeout=2_000_000, read=None):
+    """Run ``executor`` (a fresh executor component for ``case.config``) on ``case``.
+
+    Returns ``(memories, cycles)``: ``memories[name]`` is the NumPy array of every memory
+    in ``read`` (default: all the executor uses) after ``busy`` fell (``(depth,)`` for
+    program/spikes, ``(depth, lanes)`` otherwise) and ``cycles`` counts from the cycle after
+    ``start`` to the first cycle ``busy`` is low. Raises ``TimeoutError`` after ``timeout``
+    cycles.
+    """
+    names = memory_names(executor)
+    specs = memory_map(case.config)
+    memories = {name: _Memory(row_shape(case.config, Memory[name.upper()]), specs[name].depth,
+                              initial_rows(case, name))
+                for name in names}
+    bench = _Bench(executor, memories)
+    read = names if read is None else list(read)
+    result = {}
+
+    async def testbench(ctx):
+        ctx.set(executor.desc, descriptor_layout().const(dict(case.desc)))
+        await ctx.tick()
+        ctx.set(executor.start, 1)
+        await ctx.tick()
+        ctx.set(executor.start, 0)
+        cycles = 0
+        while ctx.get(executor.busy):
+            await ctx.tick()
+            cycles += 1
+            if cycles > timeout:
+                raise TimeoutError(f"executor still busy after {timeout} cycles")
+        await ctx.tick()                                # the last write lands
+        result["cycles"] = cycles
+        for name in read:
+            spec = specs[name]
+            data = memories[name].storage.data
+            rows = [_unpack_row(ctx.get(data[i]), spec.lanes) for i in range(spec.depth)]
+            result[name] = np.asarray(rows, dtype=np.int64)
+
+    sim = Simulator(bench)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    cycles = result.pop("cycles")
+    return result, cycles
