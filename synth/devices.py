@@ -42,9 +42,11 @@ class Device:
         Block RAM and DSP cell types (the target is 0 DSP everywhere).
     default_freq : float
         nextpnr target frequency in MHz when none is given.
-    yosys_fallback : str
-        Options for a second synthesis attempt when Yosys hits an internal assertion (Yosys
-        0.70's ABC9 re-integration asserts on some designs; ``-dff`` takes another path).
+    yosys_fallbacks : tuple of str
+        Options for further synthesis attempts, in order, when Yosys fails inside ABC (Yosys
+        0.70's ABC9 re-integration asserts on some designs and ``-dff`` takes another path;
+        on the whole accelerator that path exhausts the WebAssembly call stack, and
+        ``-noabc9`` maps with the classic ABC).
     """
 
     name: str
@@ -59,7 +61,7 @@ class Device:
     bram_cells: tuple
     dsp_cells: tuple
     default_freq: float
-    yosys_fallback: str = ""
+    yosys_fallbacks: tuple = ()
 
     @property
     def label(self):
@@ -81,7 +83,7 @@ def _ecp5(size, *, speed="6"):
         bram_cells=("DP16KD", "PDPW16KD"),
         dsp_cells=("MULT18X18D", "ALU54B", "MULT9X9D"),
         default_freq=150.0,
-        yosys_fallback="-dff",
+        yosys_fallbacks=("-dff", "-noabc9"),
     )
 
 
@@ -99,7 +101,7 @@ DEVICES = {device.name: device for device in [
         bram_cells=("SB_RAM40_4K",),
         dsp_cells=("SB_MAC16",),
         default_freq=48.0,
-        yosys_fallback="-dff",
+        yosys_fallbacks=("-dff", "-noabc9"),
     ),
 ]}
 

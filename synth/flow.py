@@ -125,7 +125,8 @@ def _run(argv, cwd, log, what):
         text = completed.stdout
         logfile = cwd / f"{log}.log"
         if logfile.exists():
-            text = logfile.read_text(errors="replace")
+            # the log, then what the tool printed (a WebAssembly trap is only printed)
+            text = logfile.read_text(errors="replace") + "\n" + completed.stdout
         errors = [line for line in text.splitlines() if "ERROR" in line or "rror:" in line]
         tail = "\n  ".join((errors or text.splitlines())[-6:])
         kind = DoesNotFit if overflows(text) else SynthesisError
@@ -252,16 +253,21 @@ def _run_tools(folder, design, dev, name, freq, seed, say, started):
     (folder / "design.il").write_text(design)
     warnings = []
     say(f"{name}: yosys {dev.yosys_synth}")
-    try:
-        _yosys(folder, dev, "", name)
-    except SynthesisError as exc:
-        if "Assert" not in str(exc) or not dev.yosys_fallback:
-            raise
-        say(f"{name}: yosys asserted; again with {dev.yosys_fallback}")
-        _yosys(folder, dev, dev.yosys_fallback, name)
-        assertion = next(line for line in str(exc).splitlines() if "Assert" in line).strip()
-        warnings.append(f"Yosys failed ({assertion}); synthesized with "
-                        f"`{dev.yosys_synth} {dev.yosys_fallback}` instead")
+    attempts = ("", *dev.yosys_fallbacks)
+    for k, options in enumerate(attempts):
+        try:
+            _yosys(folder, dev, options, name)
+            break
+        except SynthesisError as exc:
+            text = str(exc)
+            retry = "Assert" in text or "call stack exhausted" in text
+            if not retry or k + 1 == len(attempts):
+                raise
+            reason = next((line.strip() for line in text.splitlines()
+                           if "Assert" in line or "call stack" in line), "ABC failed")
+            say(f"{name}: yosys failed ({reason}); again with {attempts[k + 1]}")
+            warnings.append(f"Yosys failed ({reason}); synthesized with "
+                            f"`{dev.yosys_synth} {attempts[k + 1]}` instead")
     say(f"{name}: nextpnr on {dev.part}")
     _run([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
           "--freq", f"{freq:g}", "--seed", str(seed), "--threads", "1", "--timing-allow-fail",

@@ -30,7 +30,7 @@ ALLOWED = {
     "spikeforge.hdl": {"spikeforge.contract"},
     "spikeforge.golden": {"spikeforge.contract", "spikeforge.progress", "spikeforge.errors"},
     "spikeforge.verif": {"spikeforge.hdl", "spikeforge.golden", "spikeforge.contract",
-                         "spikeforge.progress", "spikeforge.errors"},
+                         "spikeforge.compiler", "spikeforge.progress", "spikeforge.errors"},
     "spikeforge.synth": {"spikeforge.hdl", "spikeforge.verif", "spikeforge.contract"},
     "spikeforge.compiler": {"spikeforge.golden", "spikeforge.contract", "spikeforge.progress",
                             "spikeforge.errors"},

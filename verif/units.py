@@ -112,6 +112,16 @@ UNITS = {unit.name: unit for unit in [
         stimulus={"tokens": 150, "in_idle": 0.3, "out_stall": 0.3},
     ),
     Unit(
+        name="accelerator",
+        summary="the programmable accelerator: host port, sequencer, memories, executors",
+        component="spikeforge.hdl.accelerator.core:Accelerator",
+        testbench="spikeforge.verif.tb_accelerator",
+        defaults={"config": "ulx3s-85f"},
+        # Without a case file (SPIKEFORGE_ACCEL_CASE or "case") the testbench checks the host
+        # port only; `spikeforge run --backend rtl` writes a case and runs a model.
+        stimulus={"case": None, "in_idle": 0.2, "out_stall": 0.2},
+    ),
+    Unit(
         name="uart",
         summary="UART transmitter -> line -> receiver (the host link of the board builds)",
         component="spikeforge.hdl.uart:UARTLoopback",

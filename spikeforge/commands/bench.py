@@ -8,6 +8,7 @@ from ..contract.attention import VARIANTS
 from ..errors import as_user_error
 from ..verif import bench_engine, bench_sdsa
 from .common import SEED, Integer, Number, emit, json_option
+from .compile import config_option
 
 __all__ = ["command"]
 
@@ -99,3 +100,53 @@ def sdsa(variants, token_counts, channels, heads, steps, shift, rates, simulator
         click.echo(f"{r['variant']:9} {r['tokens']:>4} {r['cycles_per_head']:>9} "
                    f"{r['bound_per_head']:>9} {r['ratio']:>6}  {measured:22} "
                    f"{r['checked']} ({r['mismatches']} mismatches){note}")
+
+
+@command.command("accelerator")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Model file [default: the shipped golden/models/default.npz].")
+@config_option
+@click.option("--samples", type=Integer(1, 450), default=4, show_default=True,
+              help="First N test samples, one whole inference each.")
+@click.option("--simulator", "-s", type=click.Choice(["verilator", "icarus"]),
+              default="verilator", show_default=True)
+@click.option("--seed", type=SEED, default=1, show_default=True)
+@json_option
+def accelerator(model_path, config_name, samples, simulator, seed, as_json):
+    """Inferences per minute of the accelerator's RTL in simulation.
+
+    The compiled model is loaded through the host port, then each sample runs as one START of
+    the whole program (no host stalls; only the scores are read). The rate counts the
+    simulator's wall time from START to done; cycles per inference are measured on the RTL
+    (STATUS) next to the cost model's bound. Exits 1 on a score mismatch.
+    """
+    from spikeforge.compiler import compile_model
+    from spikeforge.golden.data import load_digits
+    from spikeforge.golden.modelfile import load_model
+    from spikeforge.verif import bench_accelerator
+
+    model = load_model(model_path)
+    _, test = load_digits()
+    model.check_images(test.images)
+    test = test.head(samples)
+    compiled = compile_model(model, config_name)
+    with as_user_error(LookupError):        # the accelerator unit not registered
+        out = bench_accelerator.bench(compiled, test.images.numpy(), simulator=simulator,
+                                      seed=seed)
+    out["model"] = str(model.path)
+    if as_json:
+        emit(out, True)
+    else:
+        def num(key, form="{:.0f}"):
+            return "-" if out[key] is None else form.format(out[key])
+
+        click.echo(f"accelerator {out['config']} on {simulator}, {out['samples']} samples: "
+                   f"{num('inferences_per_minute', '{:.2f}')} inferences per minute "
+                   f"({num('simulated_cycles_per_second')} simulated cycles/s); "
+                   f"{num('cycles_per_inference')} cycles per inference, bound "
+                   f"{num('bound_cycles')} (ratio {num('ratio', '{}')}); "
+                   f"{out['mismatches']} mismatches")
+        if "failure" in out:
+            click.echo(f"failed: {out['failure']}")
+    if out["mismatches"] or "failure" in out:
+        raise SystemExit(1)

@@ -1,5 +1,6 @@
 """``spikeforge run``: evaluate a model file on the digits test split with the float or the golden
-integer backend, with SOPs, firing rates and energy."""
+integer backend, with SOPs, firing rates and energy; or the compiled program on the
+accelerator's golden model or on its RTL in simulation."""
 
 import os
 
@@ -10,20 +11,26 @@ from ..progress import progress_bar
 from .common import Integer, echo_table, emit, json_option
 from .compile import config_option, run_accelerator_command
 
+#: Default --samples of --backend rtl (a whole inference is 10^5 simulated cycles).
+RTL_SAMPLES = 4
+
 
 @click.command("run")
-@click.option("--backend", type=click.Choice(["float", "golden", "accelerator"]),
+@click.option("--backend", type=click.Choice(["float", "golden", "accelerator", "rtl"]),
               default="golden", show_default=True,
               help="float: the folded float model; golden: the integer model (the RTL's spec); "
-                   "accelerator: the compiled program on the accelerator's golden model.")
+                   "accelerator: the compiled program on the accelerator's golden model; "
+                   "rtl: the compiled program on the accelerator's RTL (cocotb, host port only).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Model file [default: the shipped golden/models/default.npz].")
 @click.option("--samples", type=Integer(1), default=None,
-              help="First N test samples [default: all].")
+              help=f"First N test samples [default: all; {RTL_SAMPLES} for --backend rtl].")
+@click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default=None,
+              help="--backend rtl only: the simulator [default: verilator].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @config_option
 @json_option
-def command(backend, model_path, samples, no_progress, as_json, config_name):
+def command(backend, model_path, samples, simulator, no_progress, as_json, config_name):
     """Evaluate a model on the digits test split.
 
     Prints backend, samples, accuracy, SOPs per inference, firing rate per neuron layer and the
@@ -32,6 +39,10 @@ def command(backend, model_path, samples, no_progress, as_json, config_name):
     layers). --json adds per-layer figures (of the deployed, fused network) under "layers",
     each with a "description" of the layer name (s1.b0.attn.q.lif: stage 1, block 0, attention,
     Q conv, LIF).
+
+    --backend rtl simulates the accelerator (--config) on --simulator, driven only through its
+    host port: every layer alone, its output against the accelerator's golden model, then the
+    whole program once per sample (cycles start to done). Exits 1 on any mismatch.
     """
     # idle OpenMP threads sleep instead of spinning (see the train command); no effect on results
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -42,6 +53,10 @@ def command(backend, model_path, samples, no_progress, as_json, config_name):
     from spikeforge.golden.quantize import describe_layer
     from spikeforge.golden.train import evaluate as evaluate_float
 
+    if simulator is not None and backend != "rtl":
+        raise click.UsageError("--simulator applies only to --backend rtl")
+    if backend == "rtl" and samples is None:
+        samples = RTL_SAMPLES
     model = load_model(model_path)
     _, test = load_digits()
     model.check_images(test.images)
@@ -52,6 +67,13 @@ def command(backend, model_path, samples, no_progress, as_json, config_name):
         out.update(run_accelerator_command(model, test, config_name=config_name,
                                            show_progress=not (no_progress or as_json)))
         _echo_accelerator(out, as_json)
+        return
+    if backend == "rtl":
+        out.update(_run_rtl(model, test, config_name=config_name,
+                            simulator=simulator or "verilator"))
+        _echo_rtl(out, as_json)
+        if out["mismatches"] or "failure" in out:
+            raise SystemExit(1)
         return
     if not model.spike_driven:
         if backend == "golden":
@@ -111,3 +133,35 @@ def _echo_accelerator(out, as_json):
     echo_table(["layer", "op", "mismatches", "bound", "cycles"],
                [[r["name"], r["op"], str(r["mismatches"]), f"{r['bound_cycles']:.0f}",
                  f"{r['cycles']:.0f}"] for r in out["layers"]], align="llrrr")
+
+
+def _run_rtl(model, test, *, config_name, simulator):
+    """The ``--backend rtl`` figures (a dict) of ``model`` on ``test``."""
+    from spikeforge.compiler import compile_model
+    from spikeforge.verif.bench_accelerator import run_rtl
+
+    compiled = compile_model(model, config_name)
+    return run_rtl(compiled, test.images.numpy(), test.labels.numpy(), simulator=simulator)
+
+
+def _echo_rtl(out, as_json):
+    """Print the ``--backend rtl`` figures."""
+    if as_json:
+        emit(out, True)
+        return
+
+    def num(value, unit=""):
+        return "-" if value is None else f"{value:.0f}{unit}"
+
+    accuracy = "-" if out["accuracy"] is None else f"{100 * out['accuracy']:.2f} %"
+    click.echo(f"{out['arch']} T={out['time_steps']} on {out['config']} RTL ({out['simulator']}):"
+               f" accuracy {accuracy} on {out['samples']} test samples, {out['mismatches']} "
+               f"mismatches, {num(out['cycles_per_inference'])} cycles per inference (bound "
+               f"{num(out['bound_cycles'])}, cost model {num(out['model_cycles'])}); "
+               f"{num(out['seconds'], ' s')} in the simulator")
+    if "failure" in out:
+        click.echo(f"failed: {out['failure']}")
+    echo_table(["layer", "op", "mismatches", "bound", "model", "rtl cycles"],
+               [[r["name"], r["op"], str(r["mismatches"]), num(r["bound_cycles"]),
+                 num(r["model_cycles"]), num(r["cycles"])] for r in out["layers"]],
+               align="llrrrr")

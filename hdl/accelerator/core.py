@@ -1,0 +1,136 @@
+"""The accelerator: one design, elaborated for a named configuration, that runs any compiled
+program loaded through its host port.
+
+::
+
+    i (bytes) ─▶ HostPort ─▶ o (bytes)
+                   │ memory ports (while idle)      │ START / STATUS / CYCLES / RESET
+                   ▼                                ▼
+      program weights biases thresholds  ◀──  Sequencer ── start/busy ──▶ executors
+      spikes values membranes scores     ◀───────────────────────────── conv, lif,
+      (RegisteredReadMemory each)                                        elementwise, attention
+
+Every memory has one read and one write port. Its clients are the host port (only while the
+sequencer is idle), the sequencer (program reads) and the executors that name it in their
+signature (only the one running). Each client's port is gated by its ownership and the gated
+ports are ORed, so an idle client may drive anything.
+"""
+
+import operator
+from functools import reduce
+
+from amaranth.hdl import Module, Mux, ResetInserter, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.contract.configs import get_config
+from spikeforge.contract.program import Memory, memory_map
+
+from ..memory import RegisteredReadMemory
+from .attention import AttentionExecutor
+from .conv import ConvExecutor
+from .elementwise import ElementwiseExecutor
+from .host import HostPort
+from .lif import LifExecutor
+from .ports import row_shape
+from .sequencer import EXECUTOR_OPS, Sequencer
+
+__all__ = ["Accelerator", "EXECUTORS"]
+
+#: Executor name (the keys of :data:`~.sequencer.EXECUTOR_OPS`) → its class.
+EXECUTORS = {"conv": ConvExecutor, "lif": LifExecutor, "elementwise": ElementwiseExecutor,
+             "attention": AttentionExecutor}
+
+# Memories kept in LUT RAM (small); the rest are block RAM.
+_DISTRIBUTED = ("scores",)
+
+_MEMORY_NAMES = tuple(m.name.lower() for m in Memory)
+
+
+class Accelerator(wiring.Component):
+    """The programmable accelerator of configuration ``config`` (a name of
+    :data:`spikeforge.contract.configs.CONFIGS`, default ``ulx3s-85f``).
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Host bytes in: COBS frames of :mod:`spikeforge.contract.host` requests.
+    o : Out(stream.Signature(8))
+        Answer frames out.
+    busy, done : Out(1)
+        A program runs; the last run reached its end (the board's LEDs).
+    error : Out(4)
+        The last START's :class:`~spikeforge.contract.program.Error` code.
+    """
+
+    def __init__(self, config=None):
+        try:
+            self._config = get_config(config)
+        except ValueError as exc:
+            raise ValueError(f"config: {exc}") from None
+        self._executors = {name: cls(self._config) for name, cls in EXECUTORS.items()}
+        super().__init__({
+            "i": In(stream.Signature(8)), "o": Out(stream.Signature(8)),
+            "busy": Out(1), "done": Out(1), "error": Out(4),
+        })
+
+    config = property(lambda self: self._config)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        m.submodules.host = host = HostPort(c)
+        attention_channels = getattr(self._executors["attention"], "max_channels", None)
+        seq = Sequencer(c, attention_channels=attention_channels)
+        m.submodules.sequencer = ResetInserter(host.control.reset)(seq)
+        wiring.connect(m, wiring.flipped(self.i), host.i)
+        wiring.connect(m, host.o, wiring.flipped(self.o))
+        m.d.comb += [self.busy.eq(seq.busy), self.done.eq(seq.done), self.error.eq(seq.error)]
+
+        # Host port <-> sequencer control.
+        ctl = host.control
+        m.d.comb += [
+            seq.start.eq(ctl.start), seq.first.eq(ctl.first), seq.stop.eq(ctl.stop),
+            ctl.check_done.eq(seq.check_done), ctl.check_error.eq(seq.check_error),
+            ctl.busy.eq(seq.busy), ctl.done.eq(seq.done), ctl.error.eq(seq.error),
+            ctl.layer.eq(seq.layer), ctl.cycles.eq(seq.cycles),
+            seq.cycles_layer.eq(ctl.cycles_layer), ctl.cycles_value.eq(seq.cycles_value),
+        ]
+
+        # Executors: started by the sequencer, reset with the host's RESET.
+        for k, (name, executor) in enumerate(self._executors.items()):
+            m.submodules[name] = ResetInserter(ctl.reset)(executor)
+            m.d.comb += [executor.desc.eq(seq.desc), executor.start.eq(seq.run[k]),
+                         seq.executor_busy[k].eq(executor.busy)]
+
+        # Memories and their clients: (port, owns the memory now).
+        host_owns = ~seq.owns
+        for name in _MEMORY_NAMES:
+            spec = memory_map(c)[name]
+            memory = RegisteredReadMemory(
+                shape=row_shape(c, Memory[name.upper()]), depth=spec.depth,
+                style="distributed" if name in _DISTRIBUTED else "block")
+            m.submodules[f"{name}_memory"] = memory
+            clients = [(getattr(host, name), host_owns)]
+            if name == "program":
+                clients.append((seq.program, seq.owns))
+            for k, (ename, executor) in enumerate(self._executors.items()):
+                if name in executor.signature.members:
+                    clients.append((getattr(executor, name), seq.active[k]))
+            _arbitrate(m, name, memory, clients)
+        return m
+
+
+def _arbitrate(m, name, memory, clients):
+    """Drive ``memory`` with the OR of its clients' ports, each gated by its ownership flag
+    (at most one client owns a memory at a time); every client sees the read data."""
+    for field in ("r_addr", "r_en", "w_addr", "w_en", "w_data"):
+        target = Value.cast(getattr(memory, field))
+        gated = []
+        for k, (port, owns) in enumerate(clients):
+            term = Signal(len(target), name=f"{name}_{field}_{k}")
+            m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
+            gated.append(term)
+        m.d.comb += target.eq(reduce(operator.or_, gated))
+    for port, _ in clients:
+        m.d.comb += port.r_data.eq(memory.r_data)

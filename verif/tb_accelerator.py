@@ -1,0 +1,372 @@
+"""cocotb system testbench: the whole accelerator (``spikeforge.hdl.accelerator.core``) driven
+only through its host port (:class:`~spikeforge.verif.host_link.HostLink`: no backdoor), against
+the accelerator's golden model (:class:`spikeforge.golden.accelerator.Accelerator`).
+
+The case (a compiled model's images and the input samples) is an ``.npz`` file named by the
+environment variable :data:`CASE_ENV` (or the stimulus setting ``case``), written by
+:func:`write_case`; ``spikeforge.verif.bench_accelerator`` writes it and runs this testbench.
+Without a case the testbench runs the ``link`` checks only.
+
+Every run
+    INFO equals the configuration (format version, lanes, word bits, every memory's depth and
+    row bits); random rows written to every memory read back equal (``link`` mode) or every
+    image is written and a few rows of each read back; a WRITE with a bad CRC is answered
+    BAD_CHECKSUM and changes nothing (read back).
+Per sample (modes ``layers``, ``whole``, ``both``)
+    The input image's words (the golden model's ``write`` of the INPUT descriptor on zeroed
+    spikes) are written to the INPUT tensor's address range. ``layers``: each layer descriptor
+    ``i`` runs alone (START ``i``, ``i + 1``); when STATUS says done, its whole output (every
+    word the descriptor writes: ``dst_base + t * dst_step + n * dst_token + w``) is read and
+    compared with the golden model's memory after that layer, and CYCLES ``i`` is its RTL
+    cycles. ``whole`` (the speed mode): one START 0, 0 runs the program; STATUS gives the
+    cycles from start to done, CYCLES every layer's, and only the scores are read. The scores
+    (the READOUT's output) are compared with the golden model's in either mode.
+
+The report (``SPIKEFORGE_REPORT``) counts the compared words (``checked``), the mismatching
+layer outputs and scores (``mismatches``) and the simulated cycles; the case's ``detail`` file
+gets per sample and layer the RTL cycles, the mismatches and the scores (JSON).
+"""
+
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+import torch
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.utils import get_sim_time
+
+from spikeforge.contract import host
+from spikeforge.contract.configs import get_config
+from spikeforge.contract.program import FORMAT_VERSION, Command, Error, Memory, Op
+from spikeforge.golden.accelerator import Accelerator
+from spikeforge.verif.host_link import HostLink
+from spikeforge.verif.tb import Testbench, params, stimulus
+
+__all__ = ["CASE_ENV", "MODES", "IMAGES", "write_case", "read_case", "output_addresses"]
+
+#: Environment variable naming the case file.
+CASE_ENV = "SPIKEFORGE_ACCEL_CASE"
+#: What a run does per sample (``link``: no samples, the host-port checks only).
+MODES = ("link", "layers", "whole", "both")
+#: The memory images a case carries (what the compiler writes).
+IMAGES = ("program", "weights", "biases", "thresholds")
+_STATE = ("spikes", "values", "scores")
+_PERIOD_NS = 10
+
+
+# -- the case file ------------------------------------------------------------------------------
+
+def write_case(path, *, config, images, pixels=None, mode="both", names=None, in_idle=0.2,
+               out_stall=0.2, bad_crc=True, detail=None):
+    """Write a case: ``config`` (its name), ``images`` (``{memory: int array}``: at least
+    :data:`IMAGES`), ``pixels`` (int ``(samples, C, H, W)``), ``mode`` (:data:`MODES`), the
+    layer ``names`` (for the detail), the host link's ``in_idle`` / ``out_stall`` probabilities,
+    whether to check a bad-CRC WRITE, and the ``detail`` JSON path the testbench writes."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    meta = {"config": getattr(config, "name", config), "mode": mode, "names": names,
+            "in_idle": in_idle, "out_stall": out_stall, "bad_crc": bad_crc,
+            "detail": None if detail is None else str(detail)}
+    arrays = {name: np.asarray(images[name], dtype=np.int64) for name in IMAGES}
+    if pixels is None:
+        pixels = np.zeros((0, 1, 1, 1), dtype=np.int64)
+    arrays["pixels"] = np.asarray(pixels, dtype=np.int64)
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def read_case(path):
+    """``(meta, images, pixels)`` of a :func:`write_case` file."""
+    with np.load(path) as f:
+        meta = json.loads(str(f["meta"]))
+        images = {name: f[name] for name in IMAGES}
+        pixels = f["pixels"]
+    return meta, images, pixels
+
+
+def output_addresses(d, config):
+    """``(memory, addresses)``: every word descriptor ``d`` writes, in ascending order
+    (``dst_base + t * dst_step + n * dst_token + w``, ``w`` over the planes' words of a
+    ``spikes`` output or the lane groups of a row memory)."""
+    memory = Memory(d["dst_mem"])
+    width = (d["out_bits"] * d["out_plane_words"] if memory == Memory.SPIKES
+             else d["lane_groups"])
+    steps = 1 if Op(d["op"]) == Op.READOUT else d["steps"]
+    t = np.arange(steps)[:, None, None] * d["dst_step"]
+    n = np.arange(d["out_tokens"])[None, :, None] * d["dst_token"]
+    w = np.arange(width)[None, None, :]
+    return memory, np.unique((d["dst_base"] + t + n + w).reshape(-1))
+
+
+# -- the testbench ------------------------------------------------------------------------------
+
+class _Run:
+    """Counters of one testbench run."""
+
+    def __init__(self, log):
+        self.log = log
+        self.checked = 0
+        self.mismatches = 0
+
+    def compare(self, what, got, want, *, show=True):
+        """Compare two arrays word by word; count one mismatch for ``what`` if any differ."""
+        got, want = np.asarray(got), np.asarray(want)
+        self.checked += len(want)
+        if got.shape == want.shape and (got == want).all():
+            return True
+        self.mismatches += 1
+        if show:
+            if got.shape != want.shape:
+                self.log.error("%s: got shape %s, expected %s", what, got.shape, want.shape)
+            else:
+                bad = np.nonzero((got != want).reshape(len(want), -1).any(axis=1))[0]
+                self.log.error("%s: %d of %d words differ, first at #%d: got %s, expected %s",
+                               what, len(bad), len(want), bad[0], got[bad[0]].tolist(),
+                               want[bad[0]].tolist())
+        return False
+
+
+def _rows(config, memory, array):
+    """Rows of a golden memory as :class:`HostLink` writes them (ints or lane lists)."""
+    array = np.asarray(array, dtype=np.int64)
+    if Memory(memory) in (Memory.PROGRAM, Memory.SPIKES):
+        return [int(v) for v in array.reshape(-1)]
+    return array.reshape(-1, config.lanes).tolist()
+
+
+def _bad_crc(frame):
+    """``frame`` (a request's wire bytes) with its CRC's last bit flipped."""
+    packet = bytearray(host.cobs_decode(frame[:-1]))
+    packet[-1] ^= 1
+    return host.cobs_encode(bytes(packet)) + b"\x00"
+
+
+async def _check_info(link, config, run):
+    info = await link.info()
+    want = host.parse_info(host.info_payload(config))
+    run.checked += 1
+    if info != want or info.format_version != FORMAT_VERSION:
+        run.mismatches += 1
+        run.log.error("INFO %s, expected %s", info, want)
+
+
+async def _check_bad_crc(link, config, run, memory, address, rows, current):
+    """A WRITE of ``rows`` at ``address`` with a bad CRC is answered BAD_CHECKSUM (command
+    0x80, tag 0) and the memory still holds ``current`` there."""
+    frame = _bad_crc(host.write_request(memory, address, rows, config=config, tag=0x5A))
+    answer = await link.transact(Command.WRITE, frame=frame)
+    run.checked += 1
+    if answer.error != Error.BAD_CHECKSUM:
+        run.mismatches += 1
+        run.log.error("bad-CRC WRITE answered %s", answer.error.name)
+    got = await link.read(memory, address, len(rows))
+    run.compare(f"{Memory(memory).name.lower()} after a bad-CRC WRITE", got, current)
+
+
+async def _link_checks(link, config, run, rng):
+    """``link`` mode: random rows in every memory read back equal; a bad-CRC WRITE of
+    other rows changes none of them."""
+    for memory in Memory:
+        spec = config.memories()[memory.name.lower()]
+        count = min(spec.depth, 2 * host.max_words(config, memory) + 3)
+        address = rng.randrange(spec.depth - count + 1)
+        rows = _random_rows(rng, config, memory, count)
+        await link.write(memory, address, rows)
+        got = await link.read(memory, address, count)
+        run.compare(f"{memory.name.lower()} read back", got, rows)
+        other = _random_rows(rng, config, memory, min(count, 5))
+        await _check_bad_crc(link, config, run, memory, address, other, rows[:len(other)])
+
+
+def _random_rows(rng, config, memory, count):
+    spec = config.memories()[Memory(memory).name.lower()]
+    if Memory(memory) in (Memory.PROGRAM, Memory.SPIKES):
+        return [rng.getrandbits(spec.element_bits) for _ in range(count)]
+    half = 1 << (spec.element_bits - 1)
+    return [[rng.randrange(-half, half) for _ in range(spec.lanes)] for _ in range(count)]
+
+
+async def _load_images(link, config, images, run, rng, bad_crc):
+    """WRITE every image; READ back its first, last and a random row; a bad-CRC WRITE over
+    the program's first descriptor changes nothing."""
+    for name in IMAGES:
+        memory = Memory[name.upper()]
+        rows = _rows(config, memory, images[name])
+        if not rows:
+            continue
+        await link.write(memory, 0, rows)
+        for address in sorted({0, len(rows) - 1, rng.randrange(len(rows))}):
+            got = await link.read(memory, address, 1)
+            run.compare(f"{name} row {address} read back", got, rows[address:address + 1])
+    if bad_crc:
+        program = _rows(config, Memory.PROGRAM, images["program"])
+        garbage = [rng.getrandbits(32) for _ in range(16)]
+        await _check_bad_crc(link, config, run, Memory.PROGRAM, 0, garbage, program[:16])
+
+
+def _golden_sample(config, images, pixels):
+    """The golden model's memories before each layer (``snaps[i]``: before descriptor ``i``;
+    ``snaps[L + 1]``: at the end), its run and the input tensor's words."""
+    accelerator = Accelerator(config, images)
+    snaps = {}
+
+    def trace(index, d, acc):
+        snaps[index] = {name: getattr(acc, name)[0].copy() for name in _STATE}
+
+    with torch.no_grad():
+        run = accelerator.run(torch.as_tensor(pixels[None]), trace=trace)
+        # the input image as the host writes it: INPUT's write on zeroed spikes
+        accelerator.spikes = np.zeros((1, config.spikes_depth), dtype=np.int64)
+        accelerator.write(accelerator.program[0], torch.as_tensor(pixels[None][None]))
+    _, addresses = output_addresses(accelerator.program[0], config)
+    words = accelerator.spikes[0, addresses]
+    return accelerator, snaps, run, addresses, words
+
+
+async def _write_input(link, addresses, words):
+    """WRITE the input words (``addresses`` ascending; written as contiguous spans)."""
+    start = 0
+    for k in range(1, len(addresses) + 1):
+        if k == len(addresses) or addresses[k] != addresses[k - 1] + 1:
+            await link.write(Memory.SPIKES, int(addresses[start]),
+                             [int(w) for w in words[start:k]])
+            start = k
+
+
+async def _read_words(link, memory, addresses):
+    """The words at ``addresses`` (ascending), read as one span."""
+    lo, hi = int(addresses[0]), int(addresses[-1])
+    rows = np.asarray(await link.read(memory, lo, hi - lo + 1))
+    return rows[addresses - lo]
+
+
+def _budget(cycles):
+    """Cycles to wait for a run the cost model puts at ``cycles``."""
+    return 20 * int(cycles) + 20_000
+
+
+async def _run_layers(link, config, accelerator, snaps, gold, run, names):
+    """Each layer alone; its output against the golden memory after it. Returns the per-layer
+    RTL cycles and the mismatching layers' indices."""
+    cycles, bad = [], []
+    for i, d in enumerate(accelerator.layers, start=1):
+        await link.start(i, i + 1)
+        await link.wait_done(timeout_cycles=_budget(gold.cycles[i - 1]))
+        cycles.append(await link.cycles(i))
+        memory, addresses = output_addresses(d, config)
+        got = await _read_words(link, memory, addresses)
+        want = snaps[i + 1][memory.name.lower()][addresses]
+        name = names[i - 1] if names else f"descriptor {i}"
+        if not run.compare(f"layer {i} {name} ({Op(d['op']).name}) output", got, want):
+            bad.append(i)
+    return cycles, bad
+
+
+async def _read_scores(link, config, accelerator):
+    d = accelerator.layers[-1]
+    memory, addresses = output_addresses(d, config)
+    rows = await _read_words(link, memory, addresses)
+    return np.asarray(rows).reshape(-1)[:d["out_channels"]]
+
+
+async def _run_whole(link, accelerator, gold):
+    """START 0, 0: the whole program; ``(cycles start → done, per-layer cycles, seconds)``."""
+    started = time.perf_counter()
+    await link.start(0, 0)
+    status = await link.wait_done(timeout_cycles=_budget(sum(gold.cycles)))
+    seconds = time.perf_counter() - started
+    layers = [await link.cycles(i) for i in range(1, len(accelerator.layers) + 1)]
+    return status.cycles, layers, seconds
+
+
+@cocotb.test()
+async def accelerator_matches_golden(dut):
+    p, s = params(), stimulus()
+    config = get_config(p["config"])
+    case_path = os.environ.get(CASE_ENV) or s.get("case")
+    if case_path:
+        meta, images, pixels = read_case(case_path)
+        if meta["config"] != config.name:
+            raise AssertionError(f"the case is compiled for {meta['config']}, the design is "
+                                 f"{config.name}")
+    else:
+        meta = {"mode": "link", "names": None, "bad_crc": True, "detail": None,
+                "in_idle": s.get("in_idle", 0.2), "out_stall": s.get("out_stall", 0.2)}
+        images, pixels = None, np.zeros((0,))
+    mode = meta["mode"]
+
+    tb = Testbench(dut, period_ns=_PERIOD_NS)
+    dut.rst.value = 1
+    await ClockCycles(tb.clk, 3)
+    dut.rst.value = 0
+    await RisingEdge(tb.clk)
+    link = HostLink(dut, tb.clk, config, rng=tb.rng, idle=meta["in_idle"],
+                    stall=meta["out_stall"], period_ns=_PERIOD_NS)
+    run = _Run(dut._log)
+    detail = {"config": config.name, "mode": mode, "samples": []}
+    started = time.perf_counter()
+    try:
+        await _check_info(link, config, run)
+        status = await link.status()
+        run.checked += 1
+        if status.busy or status.done or status.error != Error.OK:
+            run.mismatches += 1
+            run.log.error("STATUS after reset: %s", status)
+        if mode == "link":
+            await _link_checks(link, config, run, tb.rng)
+        else:
+            await _load_images(link, config, images, run, tb.rng, meta["bad_crc"])
+            detail["load_seconds"] = round(time.perf_counter() - started, 3)
+        for j, sample in enumerate(pixels if mode != "link" else []):
+            detail["samples"].append(
+                await _sample(dut, link, config, images, sample, run, mode, meta["names"], j))
+    except Exception as exc:               # an error answer, a hang, a malformed answer
+        run.mismatches += 1
+        detail["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        detail.update(checked=run.checked, mismatches=run.mismatches,
+                      cycles=int(get_sim_time("ns") // _PERIOD_NS),
+                      seconds=round(time.perf_counter() - started, 3),
+                      bytes_sent=link.sent, bytes_received=link.received,
+                      requests=link.requests)
+        _write_report(detail, meta.get("detail"))
+    assert run.checked > 0, "the testbench checked nothing"
+    assert run.mismatches == 0, f"{run.mismatches} mismatches against the golden model"
+
+
+async def _sample(dut, link, config, images, pixels, run, mode, names, j):
+    """One sample in ``mode``: the detail dict."""
+    accelerator, snaps, gold, addresses, words = _golden_sample(config, images, pixels)
+    want_scores = gold.scores[0].numpy()
+    out = {"bound": list(gold.bound), "model_cycles": list(gold.cycles),
+           "golden_scores": want_scores.tolist()}
+    if mode in ("layers", "both"):
+        await _write_input(link, addresses, words)
+        out["layer_cycles"], out["layer_mismatches"] = await _run_layers(
+            link, config, accelerator, snaps, gold, run, names)
+        # the READOUT layer's output: compared (and counted) with the layers above
+        out["layers_scores"] = (await _read_scores(link, config, accelerator)).tolist()
+    if mode in ("whole", "both"):
+        await _write_input(link, addresses, words)
+        out["inference_cycles"], out["whole_layer_cycles"], out["inference_seconds"] = (
+            await _run_whole(link, accelerator, gold))
+        out["scores"] = (await _read_scores(link, config, accelerator)).tolist()
+        out["score_match"] = run.compare(f"sample {j} scores", out["scores"], want_scores)
+    dut._log.info("sample %d: %s", j, {k: v for k, v in out.items()
+                                       if k in ("inference_cycles", "layer_mismatches")})
+    return out
+
+
+def _write_report(detail, detail_path):
+    path = os.environ.get("SPIKEFORGE_REPORT")
+    if path:
+        with open(path, "w") as f:
+            json.dump({key: detail[key] for key in ("checked", "mismatches", "cycles")}, f)
+    if detail_path:
+        tmp = f"{detail_path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(detail, f)
+        os.replace(tmp, detail_path)
