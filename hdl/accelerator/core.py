@@ -23,7 +23,7 @@ from amaranth.hdl import Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.contract.configs import get_config
+from spikeforge.contract.configs import CONFIGS, DEFAULT_CONFIG, get_config
 from spikeforge.contract.program import Memory, memory_map
 
 from ..memory import RegisteredReadMemory
@@ -49,7 +49,8 @@ _MEMORY_NAMES = tuple(m.name.lower() for m in Memory)
 
 class Accelerator(wiring.Component):
     """The programmable accelerator of configuration ``config`` (a name of
-    :data:`spikeforge.contract.configs.CONFIGS`, default ``ulx3s-85f``).
+    :data:`spikeforge.contract.configs.CONFIGS`, default ``ulx3s-85f``; anything else raises
+    ``ValueError`` naming ``config``).
 
     Members
     -------
@@ -63,11 +64,10 @@ class Accelerator(wiring.Component):
         The last START's :class:`~spikeforge.contract.program.Error` code.
     """
 
-    def __init__(self, config=None):
-        try:
-            self._config = get_config(config)
-        except ValueError as exc:
-            raise ValueError(f"config: {exc}") from None
+    def __init__(self, config=DEFAULT_CONFIG):
+        if not isinstance(config, str) or config not in CONFIGS:
+            raise ValueError(f"config must be one of {', '.join(CONFIGS)}, not {config!r}")
+        self._config = get_config(config)
         self._executors = {name: cls(self._config) for name, cls in EXECUTORS.items()}
         super().__init__({
             "i": In(stream.Signature(8)), "o": Out(stream.Signature(8)),
