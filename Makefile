@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := iverilog g++ make ccache liblz4-dev
 
-.PHONY: all setup demo test clean
+.PHONY: all setup demo test test-system clean
 
 all: test
 
@@ -35,6 +35,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+# The whole accelerator through its host port on both simulators (slow; opt-in for now).
+test-system: $(STAMP)
+	SPIKEFORGE_SYSTEM_TESTS=1 $(PY) -m pytest -n 2 --dist loadgroup -q tests/test_accelerator.py
 
 clean:
 	rm -rf sim_build build .pytest_cache

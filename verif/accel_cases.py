@@ -5,7 +5,6 @@ design sees."""
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from spikeforge.compiler import compile_model
 from spikeforge.contract.program import Op

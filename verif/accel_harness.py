@@ -9,7 +9,6 @@ For the executors' own tests; the whole design is checked through its host port 
 
 import numpy as np
 from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory as LibMemory
 from amaranth.sim import Simulator
 

@@ -33,7 +33,7 @@ from .elementwise import ElementwiseExecutor
 from .host import HostPort
 from .lif import LifExecutor
 from .ports import row_shape
-from .sequencer import EXECUTOR_OPS, Sequencer
+from .sequencer import Sequencer
 
 __all__ = ["Accelerator", "EXECUTORS"]
 

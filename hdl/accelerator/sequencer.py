@@ -118,7 +118,6 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        c = self._config
         slots = self._slots
         slot_bits = max(1, (slots - 1).bit_length())
 
