@@ -7,6 +7,8 @@ failing command that changed anything fails."""
 
 import dataclasses
 import random
+import shutil
+import subprocess
 from collections import deque
 
 import pytest
@@ -20,6 +22,7 @@ from spikeforge.contract.program import Command, Error, Memory, memory_map
 from spikeforge.contract.sizes import signed_range
 from spikeforge.hdl.accelerator.host import BUFFER_BYTES, HostPort, control_signature
 from spikeforge.hdl.accelerator.ports import row_shape
+from spikeforge.verif.runner import ICARUS_ARGS
 from spikeforge.verif.sim_streams import fork_rng, run_bounded
 
 CONFIG = get_config("sim-small")
@@ -515,3 +518,101 @@ def test_cobs_long_runs():
             assert protocol.parse_answer(frame).payload == bytes(data)
 
     session.run(script)
+
+
+_ICARUS_TB = """`timescale 1ns/1ps
+module tb;
+  reg clk = 0, rst = 1;
+  always #5 clk = ~clk;
+  reg [7:0] i_payload = 0;
+  reg i_valid = 0;
+  wire i_ready;
+  wire [7:0] o_payload;
+  wire o_valid;
+  reg o_ready = 0;
+  reg [7:0] frames [0:{last}];
+  integer k = 0, cycle = 0;
+  hostport dut(.clk(clk), .rst(rst),
+    .i__payload(i_payload), .i__valid(i_valid), .i__ready(i_ready),
+    .o__payload(o_payload), .o__valid(o_valid), .o__ready(o_ready),
+    .control__busy(1'b0), .control__done(1'b1), .control__error(4'd0),
+    .control__layer(16'h{layer:04x}), .control__cycles(32'h{cycles:08x}),
+    .control__check_done(1'b0), .control__check_error(4'd0), .control__cycles_value(32'd0),
+    {ports});
+  initial begin
+{init}
+    repeat (3) @(posedge clk);
+    rst <= 0;
+    while (k <= {last}) begin
+      i_valid <= 1;
+      i_payload <= frames[k];
+      @(posedge clk);
+      if (i_ready) k = k + 1;
+    end
+    i_valid <= 0;
+    repeat (2000) @(posedge clk);
+    $finish;
+  end
+  initial begin
+    #{timeout};
+    $display("timeout");
+    $finish;
+  end
+  always @(posedge clk) begin
+    cycle <= cycle + 1;
+    o_ready <= (cycle % 3) != 0;
+    if (o_valid && o_ready) $display("byte %02x", o_payload);
+  end
+endmodule
+"""
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
+def test_icarus_answers(tmp_path):
+    """The Verilog of the port on Icarus, compiled with the runner's flags
+    (:data:`~spikeforge.verif.runner.ICARUS_ARGS`: under ``-g2012`` a combinational block
+    stays X until an input changes and the first answer never leaves): INFO, STATUS, a READ
+    (every memory's r_data a constant) and a bad frame, sent back to back through i.ready,
+    answered byte for byte, with stalls on o."""
+    from amaranth.back import verilog
+
+    dut = HostPort(CONFIG)
+    layer, cycles = 0x1234, 0xDEADBEEF
+    constants = {memory: (0xA5 << (protocol.row_bits(CONFIG, memory) - 8)) | 0x81
+                 for memory in Memory}
+    ports = ", ".join(
+        f".{memory.name.lower()}__r_data({protocol.row_bits(CONFIG, memory)}'h"
+        f"{constants[memory]:x})" for memory in Memory)
+    requests = [protocol.info_request(tag=1), protocol.status_request(tag=2),
+                protocol.read_request(Memory.WEIGHTS, 5, 3, config=CONFIG, tag=3),
+                protocol.read_request(Memory.PROGRAM, 0, 2, config=CONFIG, tag=4),
+                b"\x05\x01\x02\x00", protocol.status_request(tag=6)]
+    status = protocol.Status(busy=False, done=True, error=Error.OK, layer=layer, cycles=cycles)
+
+    def words(memory, count):
+        row = protocol.decode_words(CONFIG, memory, constants[memory].to_bytes(
+            protocol.word_bytes(CONFIG, memory), "little"))
+        return protocol.encode_words(CONFIG, memory, row * count)
+
+    expected = [protocol.answer_frame(Command.INFO, 1, Error.OK, protocol.info_payload(CONFIG)),
+                protocol.answer_frame(Command.STATUS, 2, Error.OK,
+                                      protocol.status_payload(status)),
+                protocol.answer_frame(Command.READ, 3, Error.OK, words(Memory.WEIGHTS, 3)),
+                protocol.answer_frame(Command.READ, 4, Error.OK, words(Memory.PROGRAM, 2)),
+                protocol.answer_frame(0, 0, Error.BAD_FRAME),
+                protocol.answer_frame(Command.STATUS, 6, Error.OK,
+                                      protocol.status_payload(status))]
+    stream = b"".join(requests)
+    init = "\n".join(f"    frames[{k}] = 8'h{byte:02x};" for k, byte in enumerate(stream))
+    (tmp_path / "hostport.v").write_text(verilog.convert(dut, name="hostport", emit_src=False))
+    (tmp_path / "tb.v").write_text(_ICARUS_TB.format(
+        last=len(stream) - 1, layer=layer, cycles=cycles, ports=ports, init=init,
+        timeout=10 * 20 * (len(stream) + 2000)))
+    subprocess.run(["iverilog", *ICARUS_ARGS, "-o", "sim", "tb.v", "hostport.v"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
+                         text=True, timeout=300).stdout
+    assert "timeout" not in out
+    got = bytes(int(line.split()[1], 16) for line in out.splitlines()
+                if line.startswith("byte "))
+    assert protocol.FrameSplitter().feed(got) == expected

@@ -27,14 +27,20 @@ from . import imports
 from .toolchain import setup_environment, BUILD_ROOT
 from .units import get_unit
 
-__all__ = ["SIMULATORS", "SIM_MODELS", "SimResult", "SimulationFailed", "generate_verilog",
-           "verilog_key", "simulate", "run_testbench"]
+__all__ = ["SIMULATORS", "SIM_MODELS", "ICARUS_ARGS", "SimResult", "SimulationFailed",
+           "generate_verilog", "verilog_key", "simulate", "run_testbench"]
 
 SIMULATORS = ("icarus", "verilator")
 TOPLEVEL = "top"
 # Amaranth emits no `timescale; the clock in the testbenches is 10 ns.
 TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0"]
+#: Icarus compiles the Verilog as Verilog-2005 (the last ``-g`` wins over the runner's
+#: ``-g2012``). Amaranth's Verilog (Yosys ``write_verilog``) starts every ``always @*`` block
+#: at time 0 through a register initialised in its declaration; under ``-g2012`` Icarus 11
+#: runs such initialisers before any process waits, so the blocks stay X until an input
+#: changes, and a register that feeds back on itself (a credit counter) never recovers.
+ICARUS_ARGS = ["-g2005"]
 # Simulation models of the vendor primitives a unit may instantiate when it is elaborated for a
 # platform family (``family=`` of :func:`simulate`); without a family units use none.
 SIM_MODELS = {"ecp5": (Path(__file__).resolve().parent / "models" / "dp16kd.v",)}
@@ -203,7 +209,7 @@ def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simu
     report = test_dir / "report.json"
     report.unlink(missing_ok=True)
 
-    build_args = list(VERILATOR_ARGS) if simulator == "verilator" else []
+    build_args = list(VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS)
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
     runner = get_runner(simulator)
