@@ -7,14 +7,15 @@ import click
 from ..errors import UserError
 from .common import Integer, emit, json_option, simulator_option
 
-# The demo's layers on the RTL: the transformer stage and the head (about a minute in all).
-DEMO_LAYERS = "s1.*,head.fc"
+#: The accelerator configuration and simulator of step 3 (Verilator: a few minutes; the whole
+#: design on Icarus takes about half an hour layer by layer, `spikeforge report --simulator`).
+DEMO_CONFIG, DEMO_SIMULATOR = "ulx3s-85f", "verilator"
 
 
 @click.command("demo")
 @simulator_option
 @click.option("--sample", type=Integer(0), default=0, show_default=True,
-              help="Digits test sample whose layers run on the engine RTL.")
+              help="Digits test sample whose layers run on the accelerator RTL.")
 @json_option
 def command(simulator, sample, as_json):
     """The main job, end to end, on the shipped model.
@@ -22,13 +23,15 @@ def command(simulator, sample, as_json):
     1. Every unit's randomized testbench once against its golden function (cocotb).
     2. The shipped model (golden/models/default.npz) on the whole digits test split with the
        golden integer model: accuracy, SOPs and energy per inference.
-    3. One test sample through the golden model with the transformer stage's and the head's
-       conv/linear layers on the engine RTL: cycles per layer against the bound, bit-exact
-       check (`spikeforge report` does any layer).
+    3. One test sample with every layer of the compiled program on the accelerator's RTL
+       (the ULX3S configuration, Verilator, through its host port): cycles per layer against
+       the bound, bit-exact check against the accelerator's golden model (`spikeforge report`
+       does any model, configuration and simulator).
 
     Exits 1 if any output differs from the golden model.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from spikeforge.compiler import compile_model
     from spikeforge.golden.data import load_digits
     from spikeforge.golden.energy import Counter, ann_macs
     from spikeforge.golden.integer_model import evaluate
@@ -59,9 +62,10 @@ def command(simulator, sample, as_json):
         f"{summary['sops_per_inference']:.0f} SOPs and {summary['energy_uj_snn']:.3f} uJ per "
         f"inference (dense ANN {summary['energy_uj_ann']:.3f} uJ)")
 
-    say(f"3. test sample {sample}: layers {DEMO_LAYERS} on the engine RTL (Amaranth simulator)")
-    report = inference_report(model, test.images[sample:sample + 1], lanes=16,
-                              patterns=DEMO_LAYERS, progress=not as_json)
+    say(f"3. test sample {sample}: every layer on the {DEMO_CONFIG} accelerator RTL "
+        f"({DEMO_SIMULATOR}, host port only)")
+    report = inference_report(model, compile_model(model, DEMO_CONFIG),
+                              test.images[sample:sample + 1], simulator=DEMO_SIMULATOR)
     report.update(sample=sample, label=int(test.labels[sample]))
     if not as_json:
         print_report(report)
