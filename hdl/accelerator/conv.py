@@ -2,9 +2,10 @@
 ``spikes`` memory to the ``values`` memory, every shape a runtime field of the descriptor."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory as LibMemory
 
-from spikeforge.contract.program import Memory, memory_map
+from spikeforge.contract.program import memory_map
 from spikeforge.contract.sizes import accumulator_bits
 
 from ..engine.encoder import SpikeEncoder
@@ -14,8 +15,14 @@ from .ports import address_bits, executor_signature
 
 __all__ = ["ConvExecutor"]
 
-#: Entries of the queue between the window scanner and the spike encoder.
-QUEUE_DEPTH = 32
+#: Entries of the ring buffer between the window scanner and the spike encoder.
+RING_DEPTH = 128
+#: Records (runs of ring entries) the scanner may have queued ahead of the reader.
+RECORD_DEPTH = 16
+#: Most entries of one record when the window is not replayed.
+CHUNK = 16
+#: Most words of a window (``kernel ** 2 * a_token``) for the window to be replayed.
+REPLAY_WORDS = RING_DEPTH - 8
 #: Cycles of the setup phase (the products of descriptor fields, by shift and add).
 SETUP_CYCLES = 9
 
@@ -66,29 +73,41 @@ class ConvExecutor(wiring.Component):
         * *token generator*: a three-stage pipeline producing, one per cycle, each output
           token's window: the address of its first in-bounds word, its first weight row, and its
           in-bounds rows and columns (taps off the input are never visited);
-        * *scanner*: for each token and lane group, reads the window's words one per cycle (the
-          group loop inside the token: the window is read again for each group), as long as the
-          queue has room for every read in flight. Each word comes back masked (channels past
-          ``in_channels``; depthwise: the group's slice); all-zero words are dropped, except
-          that a group with no nonzero word keeps one empty entry, and the last entry of each
-          group is marked (an entry is held back one place so it can be marked);
-        * a queue of :data:`QUEUE_DEPTH` entries, then the spike encoder
+        * *scanner*: reads the window's words one per cycle, as long as the ring and the
+          record queue have room for every read in flight. A window is *replayed* when the
+          layer is not depthwise and ``kernel ** 2 * a_token <= ``:data:`REPLAY_WORDS` (a table
+          per kernel, so a whole window fits in the ring): it is read once for all its lane
+          groups; otherwise the group loop is inside the token and the window is read again
+          for each group. Each word comes back masked (channels past ``in_channels``;
+          depthwise: the group's slice) and the nonzero ones are written into the *ring*
+          (:data:`RING_DEPTH` entries: the word, its first weight row and plane); a *record*
+          (its first and last entry, or empty) goes into a queue of :data:`RECORD_DEPTH` at
+          every group's end (replay: the window's end) and, without replay, after
+          :data:`CHUNK` entries;
+        * the *reader* plays each record, one entry per cycle with no gap between records:
+          once, or (replay) once per lane group ``g``, adding ``g`` to the weight rows; the end
+          of each pass (without replay: of a record closing a group) marks the group's last
+          entry, and an empty record plays one empty entry. A record's entries are freed once
+          its last pass is read;
+        * a registered skid buffer, then the spike encoder
           (:class:`~spikeforge.hdl.engine.encoder.SpikeEncoder`) emitting one set bit per cycle
           (an empty entry: one empty event);
-        * the *adder pipeline* (never stalls): weight address ``wptr + (bit << group_bits)``
-          (shift and add in separate stages), weight-row and bias reads, the addend
-          (masked, shifted by the plane) registered, ``lanes`` adders that start from the bias
-          at a group's first event, and at its last event the sum goes to a saturation stage
-          (the in-range test against the runtime width, then the clamp) and is written, while
-          the next group accumulates: no bubble between groups.
+        * the *adder pipeline* (never stalls): weight address ``wptr + g + (bit <<
+          group_bits)`` (shift, then the two adds, in separate stages), weight-row and bias
+          reads, the addend (masked, shifted by the plane) registered, ``lanes`` adders that
+          start from the bias at a group's first event, and at its last event the sum goes to
+          a saturation stage (the in-range test against the runtime width, then the clamp)
+          and is written, while the next group accumulates: no bubble between groups.
 
     Cycles
         About ``max(words read, events + empty groups)`` per layer, where the scanner reads
         ``in-bounds taps * in_bits * in_plane_words`` words (depthwise ``* 1`` instead of
-        ``* in_plane_words``) per token and group and the events are the set input bits of
-        every window (depthwise: the nonzero slices), plus a constant of about 40 cycles (setup
-        and pipeline fill). That is the cost model's bound ``max(events, tokens) * lane_groups``
-        per step whenever the words read do not dominate.
+        ``* in_plane_words``) per token, once per token when replayed and once per token and
+        group otherwise, and the events are the set input bits of every window and group
+        (depthwise: the nonzero slices), plus a constant of about 40 cycles (setup and
+        pipeline fill). That is the cost model's bound ``max(events, tokens) * lane_groups``
+        per step whenever the words read do not dominate: they do on inputs with few set bits
+        per word, such as the multi-bit stem or an almost silent input.
 
     Parameters
     ----------
@@ -133,15 +152,20 @@ class ConvExecutor(wiring.Component):
         self._ba = address_bits(specs["biases"].depth)
         self._va = address_bits(specs["values"].depth)
         self._plane_bits = max(1, (c.max_input_bits - 1).bit_length())
+        self._stored = data.StructLayout({
+            "data": unsigned(c.word_bits), "wptr": unsigned(self._wa),
+            "plane": unsigned(self._plane_bits)})
         self._entry = data.StructLayout({
             "data": unsigned(c.word_bits), "wptr": unsigned(self._wa),
-            "plane": unsigned(self._plane_bits), "glast": 1, "mask": unsigned(c.lanes)})
+            "plane": unsigned(self._plane_bits), "glast": 1, "mask": unsigned(c.lanes),
+            "g": unsigned(8)})
         self._tag = data.StructLayout({
             "wptr": unsigned(self._wa), "plane": unsigned(self._plane_bits), "glast": 1,
-            "mask": unsigned(c.lanes)})
+            "mask": unsigned(c.lanes), "g": unsigned(8)})
         s = self._setup(m)
         tokens = self._tokens(m, s)
-        entries = self._scanner(m, s, tokens)
+        ring, records = self._scanner(m, s, tokens)
+        entries = self._reader(m, s, ring, records)
         events = self._encoder(m, entries)
         self._adders(m, s, events)
         return m
@@ -180,6 +204,8 @@ class ConvExecutor(wiring.Component):
         s.w_single = Signal()               # one word per plane (or depthwise)
         s.b_single = Signal()               # one plane
         s.g_single = Signal()               # one lane group
+        s.replay = Signal()                 # scan each window once, replay it per lane group
+        s.scan_single = Signal()            # the scanner's group loop has one pass
         s.wlast_in = Signal(7)              # in_width - 1
         s.hlast_in = Signal(7)
         s.dstep = Signal(sa)                # spike word step inside a tap: 1, depthwise ipw
@@ -192,6 +218,13 @@ class ConvExecutor(wiring.Component):
         tail = d.in_channels[:(word_bits - 1).bit_length()]
         lane_tail = d.out_channels[:(lanes - 1).bit_length()]
         top = Cat(*[d.out_bits <= i + 1 for i in range(self.sum_bits)])
+        # replay iff not depthwise and kernel ** 2 * a_token <= REPLAY_WORDS (a table per kernel)
+        a_limit = Signal(range(REPLAY_WORDS + 1))
+        with m.Switch(d.kernel):
+            for k in range(1, 16):
+                with m.Case(k):
+                    m.d.comb += a_limit.eq(REPLAY_WORDS // (k * k))
+        replay = ~d.depthwise & (d.a_token <= a_limit)
         wc = Signal(wa)
         m.d.comb += wc.eq(Mux(d.depthwise, Const(1, 1) << d.group_bits,
                               d.in_channels << d.group_bits))
@@ -205,6 +238,7 @@ class ConvExecutor(wiring.Component):
                 s.last_n.eq(d.out_tokens - 1),
                 s.w_single.eq(d.depthwise | (d.in_plane_words == 1)),
                 s.b_single.eq(d.in_bits == 1), s.g_single.eq(d.lane_groups == 1),
+                s.replay.eq(replay), s.scan_single.eq(replay | (d.lane_groups == 1)),
                 s.wlast_in.eq(d.in_width - 1), s.hlast_in.eq(d.in_height - 1),
                 s.dstep.eq(Mux(d.depthwise, d.in_plane_words, 1)),
                 s.wc.eq(wc),
@@ -357,12 +391,13 @@ class ConvExecutor(wiring.Component):
 
     # -- scanner -------------------------------------------------------------------------------
     def _scanner(self, m, s, tok):
-        """Reads every window's words, one per cycle while the queue has room, and queues the
-        nonzero ones (see the class docstring). Returns the queue.
+        """Reads every window's words, one per cycle while there is room, writes the nonzero
+        ones into the ring and queues the records (see the class docstring). Returns the ring
+        (a namespace: ``memory``, ``wr``, ``base``) and the record queue.
 
-        Every decision is taken from registered flags: ``room`` (the queue has room for one
-        more read, from the previous cycle's level and reads in flight, with one entry of
-        margin), and per loop counter a flag "this is its last value"."""
+        Every decision is taken from registered flags: ``room`` (the ring and the record queue
+        have room for one more read, from the previous cycle's levels and reads in flight,
+        with one entry of margin), and per loop counter a flag "this is its last value"."""
         d = self.desc
         lanes, word_bits = self._lanes, self._word_bits
         sa, wa = self._sa, self._wa
@@ -380,22 +415,34 @@ class ConvExecutor(wiring.Component):
         ncols = Signal(4)
         void = Signal()
         slc = Signal(slice_bits)            # depthwise: the group's slice of its word
-        gstart = Signal()                   # next word is a group's first
         grp_sp, row_sp, col_sp, word_sp = (Signal(sa, name=f"{n}_sp")
                                            for n in ("grp", "row", "col", "word"))
         grp_w, row_w, col_w, word_w = (Signal(wa, name=f"{n}_w")
                                        for n in ("grp", "row", "col", "word"))
 
-        m.submodules.queue = queue = Queue(shape=self._entry, depth=QUEUE_DEPTH)
+        pb = (RING_DEPTH - 1).bit_length()
+        class R:
+            pass
+        ring = R()
+        m.submodules.ring = ring.memory = LibMemory(shape=self._stored, depth=RING_DEPTH,
+                                                    init=[])
+        record = data.StructLayout({"start": unsigned(pb + 1), "last": unsigned(pb + 1),
+                                    "empty": 1, "single": 1, "glast": 1})
+        m.submodules.records = records = Queue(shape=record, depth=RECORD_DEPTH)
+        ring.wr = Signal(pb + 1)            # the next entry written (one wrap bit)
+        ring.base = Signal(pb + 1)          # the oldest entry kept (driven by the reader)
 
         # Reads in flight: issue (1), data (2), raw word (3), masked (4), flagged (5).
         meta = data.StructLayout({"wptr": unsigned(wa), "plane": unsigned(self._plane_bits),
-                                  "tail": 1, "slice": unsigned(slice_bits), "gf": 1, "gl": 1,
+                                  "tail": 1, "slice": unsigned(slice_bits), "gl": 1,
                                   "void": 1})
         v = [Signal(name=f"v{i}") for i in range(1, 6)]
         mt = [Signal(meta, name=f"m{i}") for i in range(1, 6)]
         room = Signal()
-        m.d.sync += room.eq(queue.level + sum(v) <= QUEUE_DEPTH - 3)
+        used = Signal(pb + 1)
+        m.d.comb += used.eq(ring.wr - ring.base)
+        m.d.sync += room.eq((used + sum(v) <= RING_DEPTH - 3) &
+                            (records.level + sum(v) <= RECORD_DEPTH - 3))
         issue = Signal()
         m.d.comb += issue.eq(cur & room)
 
@@ -407,7 +454,7 @@ class ConvExecutor(wiring.Component):
         m.d.sync += [
             v[0].eq(issue),
             mt[0].wptr.eq(word_w), mt[0].plane.eq(s.last_b - b_left),
-            mt[0].tail.eq(~s.dw & f_w), mt[0].slice.eq(slc), mt[0].gf.eq(gstart),
+            mt[0].tail.eq(~s.dw & f_w), mt[0].slice.eq(slc),
             mt[0].gl.eq(gend), mt[0].void.eq(void),
         ]
         m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 5)]
@@ -422,7 +469,6 @@ class ConvExecutor(wiring.Component):
         r_start = [r_left.eq(nrows), f_r.eq(nrows == 0), *c_start]
 
         with m.If(issue):
-            m.d.sync += gstart.eq(0)
             with m.If(~last_j):
                 m.d.sync += word_sp.eq(word_sp + s.dstep)
                 with m.If(f_w):
@@ -448,7 +494,7 @@ class ConvExecutor(wiring.Component):
                 m.d.sync += [grp_sp.eq(nsp), row_sp.eq(nsp), col_sp.eq(nsp), word_sp.eq(nsp),
                              grp_w.eq(nw), row_w.eq(nw), col_w.eq(nw), word_w.eq(nw),
                              g_left.eq(g_left - 1), f_g.eq(g_left == 1), *r_start,
-                             slc.eq(Mux(slice_wrap, 0, slc + 1)), gstart.eq(1)]
+                             slc.eq(Mux(slice_wrap, 0, slc + 1))]
             with m.Else():
                 m.d.comb += load.eq(tok.valid)
                 m.d.sync += cur.eq(tok.valid)
@@ -465,7 +511,7 @@ class ConvExecutor(wiring.Component):
                          c_left.eq(win.ncols), f_c.eq(win.ncols == 0),
                          b_left.eq(s.last_b), f_b.eq(s.b_single),
                          w_left.eq(s.last_w), f_w.eq(s.w_single),
-                         g_left.eq(s.last_g), f_g.eq(s.g_single), slc.eq(0), gstart.eq(1)]
+                         g_left.eq(s.last_g), f_g.eq(s.scan_single), slc.eq(0)]
 
         # The word arrives 2 cycles after its read: registered as it is (stage 3), masked
         # (stage 4: channels past in_channels; depthwise: the group's slice), its nonzero flag
@@ -490,52 +536,107 @@ class ConvExecutor(wiring.Component):
         m5 = mt[4]
         v5 = v[4]
 
-        # Keep the nonzero words, one entry held back so that a group's last can be marked.
-        held = Signal(self._entry)
-        held_v = Signal()
-        has = Signal()                      # the group of the word in stage 5 has an entry
-        group_has = ~m5.gf & has
+        # The nonzero words go into the ring; a record closes at each group's end (replay: the
+        # window's end) and, without replay, after CHUNK entries.
         keep = v5 & nz5
-        empty = v5 & ~nz5 & m5.gl & ~group_has
-        mark = v5 & ~nz5 & m5.gl & group_has
-        scanned = Signal()                  # every read is done and through stage 5
-        m.d.sync += scanned.eq(s.running & ~tok.pending & ~cur & ~issue &
-                               ~Cat(*v[:4]).any() & ~(v5 & (keep | empty)))
-        flush = scanned & held_v
-        m.d.comb += [queue.i.payload.eq(held),
-                     queue.i.valid.eq(((keep | empty) & held_v) | flush)]
-        with m.If(v5):
-            m.d.sync += has.eq(group_has | nz5 | m5.gl)
+        wr_last = Signal(pb + 1)            # the last entry written
+        c_start = Signal(pb + 1)            # the open record's first entry
+        c_has = Signal()                    # the open record has an entry
+        c_two = Signal()                    # ... two or more
+        c_full = Signal()                   # ... CHUNK - 1 of them, without replay
+        c_cnt = Signal(range(CHUNK))
+        close = v5 & (m5.gl | (keep & c_full))
+        write = ring.memory.write_port()
+        m.d.comb += [write.addr.eq(ring.wr[:pb]), write.en.eq(keep),
+                     write.data.data.eq(r5), write.data.wptr.eq(m5.wptr),
+                     write.data.plane.eq(m5.plane)]
+        m.d.comb += [records.i.valid.eq(close),
+                     records.i.payload.start.eq(c_start),
+                     records.i.payload.last.eq(Mux(keep, ring.wr, wr_last)),
+                     records.i.payload.empty.eq(~c_has & ~keep),
+                     records.i.payload.single.eq(Mux(keep, ~c_has, ~c_two)),
+                     records.i.payload.glast.eq(m5.gl)]
         with m.If(keep):
-            m.d.sync += [held_v.eq(1), held.data.eq(Mux(s.dw, 1, r5)),
-                         held.mask.eq(r5[:lanes]), held.wptr.eq(m5.wptr),
-                         held.plane.eq(m5.plane), held.glast.eq(m5.gl)]
-        with m.Elif(empty):
-            m.d.sync += [held_v.eq(1), held.data.eq(0), held.mask.eq(0),
-                         held.wptr.eq(m5.wptr), held.plane.eq(0), held.glast.eq(1)]
-        with m.Elif(mark):
-            m.d.sync += held.glast.eq(1)
-        with m.Elif(flush & queue.i.ready):
-            m.d.sync += held_v.eq(0)
+            m.d.sync += [ring.wr.eq(ring.wr + 1), wr_last.eq(ring.wr)]
+        with m.If(close):
+            m.d.sync += [c_start.eq(ring.wr + keep), c_has.eq(0), c_two.eq(0), c_cnt.eq(0),
+                         c_full.eq(0)]
+        with m.Elif(keep):
+            m.d.sync += [c_has.eq(1), c_two.eq(c_has), c_cnt.eq(c_cnt + 1),
+                         c_full.eq(~s.replay & (c_cnt == CHUNK - 2))]
         with m.If(s.go):
-            m.d.sync += [held_v.eq(0), has.eq(0), cur.eq(0)]
-        return queue
+            m.d.sync += [cur.eq(0), ring.wr.eq(0), c_start.eq(0), c_has.eq(0), c_two.eq(0),
+                         c_cnt.eq(0), c_full.eq(0)]
+        return ring, records
+
+    # -- reader --------------------------------------------------------------------------------
+    def _reader(self, m, s, ring, records):
+        """Plays the ring's records to the encoder, one entry per cycle: each record once,
+        or (replay) once per lane group, the group index ``g`` in the entry and every pass
+        closing a group. Returns the stream of entries (a registered output)."""
+        pb = (RING_DEPTH - 1).bit_length()
+        rec = records.o.payload
+        act = Signal()                      # a record is being played
+        rd = Signal(pb + 1)
+        r_start, r_last = Signal(pb + 1), Signal(pb + 1)
+        r_empty, r_single, r_glast = Signal(), Signal(), Signal()
+        f_e = Signal()                      # rd is the record's last entry
+        p_left = Signal(8)                  # passes left after this one
+        f_p = Signal()                      # this is the last pass
+        r_g = Signal(8)
+        # output stage: the ring's read port (registered) and the entry's context
+        read = ring.memory.read_port(domain="sync")
+        ov, o_empty, o_glast = Signal(), Signal(), Signal()
+        o_g = Signal(8)
+        out = Signal(self._entry)
+        adv = Signal()
+        take = Signal()
+        m.submodules.skid = skid = SkidBuffer(self._entry, registered=True)
+        m.d.comb += [adv.eq(~ov | skid.i.ready), read.addr.eq(rd[:pb]), read.en.eq(adv),
+                     take.eq(adv & records.o.valid & (~act | (f_e & f_p))),
+                     records.o.ready.eq(take)]
+        stored = read.data
+        m.d.comb += [out.data.eq(Mux(o_empty, 0, Mux(s.dw, 1, stored.data))),
+                     out.mask.eq(Mux(o_empty, 0, stored.data[:self._lanes])),
+                     out.wptr.eq(stored.wptr), out.plane.eq(Mux(o_empty, 0, stored.plane)),
+                     out.glast.eq(o_glast), out.g.eq(o_g),
+                     skid.i.valid.eq(ov), skid.i.payload.eq(out)]
+        with m.If(adv):
+            m.d.sync += [ov.eq(act), o_empty.eq(r_empty), o_glast.eq(f_e & (s.replay | r_glast)),
+                         o_g.eq(r_g)]
+            with m.If(act):
+                with m.If(~f_e):
+                    m.d.sync += [rd.eq(rd + 1), f_e.eq((rd + 1)[:pb] == r_last[:pb])]
+                with m.Elif(~f_p):
+                    m.d.sync += [rd.eq(r_start), f_e.eq(r_single), p_left.eq(p_left - 1),
+                                 f_p.eq(p_left == 1), r_g.eq(r_g + 1)]
+                with m.Else():
+                    m.d.sync += act.eq(0)
+                    with m.If(~r_empty):
+                        m.d.sync += ring.base.eq(r_last + 1)
+        with m.If(take):
+            m.d.sync += [act.eq(1), rd.eq(rec.start), r_start.eq(rec.start),
+                         r_last.eq(rec.last), r_empty.eq(rec.empty), r_single.eq(rec.single),
+                         r_glast.eq(rec.glast), f_e.eq(rec.single), r_g.eq(0),
+                         p_left.eq(Mux(s.replay, s.last_g, 0)),
+                         f_p.eq(~s.replay | s.g_single)]
+        with m.If(s.go):
+            m.d.sync += [act.eq(0), ov.eq(0), ring.base.eq(0)]
+        return skid
 
     # -- encoder -------------------------------------------------------------------------------
-    def _encoder(self, m, queue):
-        """The spike encoder on the queue's entries: one event per cycle (set bit), or one
-        empty event for an empty entry. A registered skid buffer between them keeps the
-        encoder's ready (combinational) out of the queue's counters. Returns the encoder."""
+    def _encoder(self, m, skid):
+        """The spike encoder on the reader's entries: one event per cycle (set bit), or one
+        empty event for an empty entry. The reader's registered skid buffer keeps the
+        encoder's ready (combinational) out of the reader's counters. Returns the encoder."""
         tag_bits = self._tag.size
         m.submodules.encoder = enc = SpikeEncoder(word_bits=self._word_bits,
                                                   channels=self._word_bits, planes=1, count=1,
                                                   chunk=1, tag_bits=tag_bits)
-        m.submodules.skid = skid = SkidBuffer(self._entry, registered=True)
-        wiring.connect(m, queue.o, skid.i)
         entry = skid.o.payload
         tag = Signal(self._tag)
         m.d.comb += [tag.wptr.eq(entry.wptr), tag.plane.eq(entry.plane),
-                     tag.glast.eq(entry.glast), tag.mask.eq(entry.mask)]
+                     tag.glast.eq(entry.glast), tag.mask.eq(entry.mask), tag.g.eq(entry.g)]
         m.d.comb += [enc.i.valid.eq(skid.o.valid), skid.o.ready.eq(enc.i.ready),
                      enc.i.payload.data.eq(entry.data), enc.i.payload.last.eq(1),
                      enc.i.payload.tag.eq(tag), enc.o.ready.eq(1)]
@@ -556,20 +657,21 @@ class ConvExecutor(wiring.Component):
         e1 = Signal(ctl)
         e1_idx = Signal(range(self._word_bits))
         e1_wptr = Signal(wa)
+        e1_g = Signal(8)
         fresh = Signal()
         m.d.sync += [e1.valid.eq(enc.o.valid), e1.null.eq(~out.valid[0]),
                      e1.first.eq(fresh), e1.glast.eq(tag.glast & out.last),
                      e1.plane.eq(tag.plane), e1.mask.eq(Mux(s.dw, tag.mask, -1)),
-                     e1_idx.eq(out.addr[0]), e1_wptr.eq(tag.wptr)]
+                     e1_idx.eq(out.addr[0]), e1_wptr.eq(tag.wptr), e1_g.eq(tag.g)]
         with m.If(enc.o.valid):
             m.d.sync += fresh.eq(tag.glast & out.last)
         with m.If(s.go):
             m.d.sync += fresh.eq(1)
-        # E2: the bit's row offset, bit << group_bits.
+        # E2: the bit's row offset, bit << group_bits, and the group's row, wptr + g.
         e2 = Signal(ctl)
         e2_sh = Signal(wa)
         e2_wptr = Signal(wa)
-        m.d.sync += [e2.eq(e1), e2_sh.eq(e1_idx << s.gb), e2_wptr.eq(e1_wptr)]
+        m.d.sync += [e2.eq(e1), e2_sh.eq(e1_idx << s.gb), e2_wptr.eq(e1_wptr + e1_g)]
         # E3: the weight address; the reads are issued from its registers.
         e3 = Signal(ctl)
         e3_addr = Signal(wa)
