@@ -36,9 +36,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
-# The whole accelerator through its host port on both simulators (slow; opt-in for now).
+# Only the whole accelerator through its host port on both simulators (also in `make test`).
 test-system: $(STAMP)
-	SPIKEFORGE_SYSTEM_TESTS=1 $(PY) -m pytest -n 2 --dist loadgroup -q tests/test_accelerator.py
+	$(PY) -m pytest -n 2 --dist loadgroup -q tests/test_accelerator.py tests/test_report.py
 
 clean:
 	rm -rf sim_build build .pytest_cache

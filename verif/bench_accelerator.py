@@ -9,16 +9,18 @@ compiler): ``compiled`` is anything with ``config`` (a
 (``[{"name", "op", ...}]``) and ``summary()``.
 """
 
-import contextlib
 import json
-import os
+import statistics
 import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from . import runner
-from .tb_accelerator import CASE_ENV, write_case
+from .tb_accelerator import write_case
 from .toolchain import BUILD_ROOT
 
 __all__ = ["simulate_model", "rtl_figures", "run_rtl", "bench"]
@@ -27,30 +29,18 @@ __all__ = ["simulate_model", "rtl_figures", "run_rtl", "bench"]
 UNIT = "accelerator"
 
 
-@contextlib.contextmanager
-def _case_env(path):
-    """The testbench finds the case through :data:`CASE_ENV` (the runner passes the
-    environment on to the simulator)."""
-    saved = os.environ.get(CASE_ENV)
-    os.environ[CASE_ENV] = str(path)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(CASE_ENV, None)
-        else:
-            os.environ[CASE_ENV] = saved
-
-
 def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed=None,
-                   in_idle=0.2, out_stall=0.2, bad_crc=True, unit=UNIT):
+                   in_idle=0.2, out_stall=0.2, bad_crc=True, unit=UNIT, golden_batch=1,
+                   started=None):
     """Run the system testbench (of registered ``unit``) on ``pixels`` (int ``(samples, C, H,
     W)``) with ``compiled``'s images in ``mode`` (:data:`~.tb_accelerator.MODES`); return
     ``(detail, result)``: the testbench's detail dict and the runner's
     :class:`~spikeforge.verif.runner.SimResult` (``None`` when the run failed before
     reporting). Mismatches do not raise (they are in the detail); a testbench that ends
     without a detail (a build error, a hang) raises
-    :class:`~spikeforge.verif.runner.SimulationFailed`."""
+    :class:`~spikeforge.verif.runner.SimulationFailed`. ``golden_batch`` and ``started``: as
+    :func:`~.tb_accelerator.write_case`. The case reaches the testbench as the unit's ``case``
+    stimulus (not the environment), so several runs may go at once from threads."""
     cases = BUILD_ROOT / "cases"
     cases.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cases) as folder:
@@ -59,17 +49,17 @@ def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed
         write_case(case, config=compiled.config, images=compiled.images, pixels=pixels,
                    mode=mode, names=[layer["name"] for layer in compiled.layers],
                    in_idle=in_idle, out_stall=out_stall, bad_crc=bad_crc,
-                   detail=detail_path)
-        with _case_env(case):
-            try:
-                result = runner.simulate(unit, params={"config": compiled.config.name},
-                                         simulator=simulator, seed=seed)
-            except runner.SimulationFailed as exc:
-                if not detail_path.exists():
-                    raise
-                result, failure = exc.result, str(exc)
-            else:
-                failure = None
+                   detail=detail_path, golden_batch=golden_batch, started=started)
+        try:
+            result = runner.simulate(unit, params={"config": compiled.config.name},
+                                     stimulus={"case": str(case)}, simulator=simulator,
+                                     seed=seed)
+        except runner.SimulationFailed as exc:
+            if not detail_path.exists():
+                raise
+            result, failure = exc.result, str(exc)
+        else:
+            failure = None
         detail = json.loads(detail_path.read_text())
     if failure is not None:
         detail.setdefault("failure", failure)
@@ -138,32 +128,124 @@ def run_rtl(compiled, pixels, labels=None, *, simulator="verilator", mode="both"
     return out
 
 
-def bench(compiled, pixels, *, simulator="verilator", seed=None):
-    """Inferences per minute of the RTL in simulation (speed mode: one START 0, 0 per sample,
-    no host stalls, only the scores read): ``inferences_per_minute`` counts the simulator's
-    wall time from each START to done; ``cycles_per_inference`` is measured on the RTL
-    (STATUS), next to the cost model's ``bound_cycles`` and ``model_cycles``."""
-    detail, result = simulate_model(compiled, pixels, simulator=simulator, mode="whole",
-                                    seed=seed, in_idle=0.0, out_stall=0.0, bad_crc=False)
-    detail["simulator"] = simulator
+#: The test split the speed target is about: its images, and the wall time they must take.
+TEST_SPLIT = 450
+TARGET_SECONDS = 15 * 60
+
+
+def _shards(pixels, jobs):
+    """``pixels`` in ``jobs`` contiguous parts (fewer when there are fewer samples)."""
+    jobs = max(1, min(int(jobs), len(pixels)))
+    return [part for part in np.array_split(np.asarray(pixels), jobs) if len(part)]
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 4) if values else None
+
+
+def bench(compiled, pixels, *, simulator="verilator", seed=None, jobs=2, golden_batch=16):
+    """The RTL's simulation speed on ``pixels``: the compiled model loaded once per simulator
+    process, then per sample the input written, one START 0, 0, the wait for ``done`` (no
+    Python runs while the program does) and the scores read and compared with the golden
+    model's (``mismatches``); no host stalls, the golden model run ``golden_batch`` samples at
+    a time. ``jobs`` simulator processes share the samples (contiguous parts): the first
+    builds, the others start once its simulation has started.
+
+    Figures: ``wall_seconds`` (measured, build included), ``build_seconds`` (the first
+    process's start to its simulation's start), ``seconds_per_inference`` (median over the
+    samples of each sample's wall time in its process: input, run, scores, golden model),
+    ``run_seconds`` (median START → done), ``inferences_per_minute`` (all samples over the
+    wall time after the build, all processes together) and the 450-image projection
+    ``test_split_seconds`` (build + load + 450 samples at that rate) against
+    :data:`TARGET_SECONDS`. The bound of the rate is the simulator alone: every sample's
+    cycles at the measured cycles per second of its runs, ``jobs`` at once
+    (``bound_inferences_per_minute``); ``ratio`` is the rate over it (1: the testbench costs
+    nothing). ``cycles_per_inference`` is measured on the RTL (STATUS) next to the cost
+    model's ``bound_cycles`` (``cycles_ratio``: their medians' ratio)."""
+    shards = _shards(pixels, jobs)
+    began, began_clock = time.monotonic(), time.time()
+    cases = BUILD_ROOT / "cases"
+    cases.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cases) as folder:
+        started = [Path(folder) / f"started-{k}" for k in range(len(shards))]
+        first_done = threading.Event()
+        sim_started = {}
+
+        def shard(k):
+            if k:       # the first process builds; the others reuse its build
+                while not started[0].exists() and not first_done.is_set():
+                    time.sleep(0.2)
+            try:
+                return simulate_model(
+                    compiled, shards[k], simulator=simulator, mode="whole",
+                    seed=None if seed is None else seed + k, in_idle=0.0, out_stall=0.0,
+                    bad_crc=False, golden_batch=golden_batch, started=started[k])
+            finally:
+                if started[k].exists():
+                    sim_started[k] = started[k].stat().st_mtime
+                if not k:
+                    first_done.set()
+
+        with ThreadPoolExecutor(len(shards)) as pool:
+            runs = list(pool.map(shard, range(len(shards))))
+        started_at = min(sim_started.values()) if sim_started else None
+    wall = time.monotonic() - began
+    build = None if started_at is None else max(0.0, started_at - began_clock)
+    details = [detail for detail, _ in runs]
+    samples = [s for detail in details for s in detail["samples"]]
+    detail = {"mode": "whole", "simulator": simulator, "samples": samples,
+              "checked": sum(d["checked"] for d in details),
+              "cycles": sum(d["cycles"] for d in details),
+              "seconds": max(d["seconds"] for d in details)}
+    failures = [d.get("error") or d.get("failure") for d in details
+                if "error" in d or "failure" in d]
+    if failures:
+        detail["failure"] = failures[0]
     figures = rtl_figures(compiled, detail)
-    samples = detail["samples"]
-    seconds = sum(s["inference_seconds"] for s in samples)
-    cycles = sum(s["inference_cycles"] for s in samples)
-    rate = 60 * len(samples) / seconds if seconds else None
+    run_seconds = [s["inference_seconds"] for s in samples]
+    sample_seconds = [s.get("sample_seconds", s["inference_seconds"]) for s in samples]
+    cycles = [s["inference_cycles"] for s in samples]
+    rate_cps = sum(cycles) / sum(run_seconds) if samples and sum(run_seconds) else None
+    load = max((d.get("load_seconds") or 0) for d in details)
+    after_build = wall - (build or 0)
+    rate = 60 * len(samples) / after_build if samples and after_build > 0 else None
+    bound_rate = (60 * len(shards) * rate_cps / statistics.median(cycles)
+                  if rate_cps else None)
+    per_sample = _median(sample_seconds)
+    projection = (None if per_sample is None or build is None else
+                  round(build + load + TEST_SPLIT * per_sample / len(shards), 1))
+    median_cycles = statistics.median(cycles) if cycles else None
+    median_bound = (statistics.median(sum(s["bound"]) for s in samples) if samples else None)
     out = {"benchmark": "accelerator", "config": compiled.config.name,
-           "simulator": simulator, "samples": len(samples),
+           "simulator": simulator, "jobs": len(shards), "samples": len(samples),
+           "golden_batch": golden_batch,
            "inferences_per_minute": None if rate is None else round(rate, 2),
-           "simulated_cycles_per_second": round(cycles / seconds) if seconds else None,
-           "inference_seconds": round(seconds, 3),
-           "load_seconds": detail.get("load_seconds"),
-           "total_seconds": None if result is None else result.seconds,
-           "cycles_per_inference": figures["cycles_per_inference"],
-           "bound_cycles": figures["bound_cycles"], "model_cycles": figures["model_cycles"],
-           "ratio": (round(figures["cycles_per_inference"] / figures["bound_cycles"], 3)
-                     if figures["cycles_per_inference"] and figures["bound_cycles"] else None),
+           "bound_inferences_per_minute": (None if bound_rate is None
+                                           else round(bound_rate, 2)),
+           "ratio": (round(rate / bound_rate, 3) if rate and bound_rate else None),
+           "test_split_images": TEST_SPLIT, "test_split_seconds": projection,
+           "target_seconds": TARGET_SECONDS,
+           "target_met": None if projection is None else projection <= TARGET_SECONDS,
+           "wall_seconds": round(wall, 1),
+           "build_seconds": None if build is None else round(build, 1),
+           "load_seconds": load,
+           "seconds_per_inference": per_sample,
+           "run_seconds": _median(run_seconds),
+           "host_seconds": _median(s["sample_seconds"] - s["inference_seconds"]
+                                   - s.get("golden_seconds", 0) for s in samples
+                                   if "sample_seconds" in s),
+           "golden_seconds": _median(s.get("golden_seconds") for s in samples),
+           "simulated_cycles_per_second": None if rate_cps is None else round(rate_cps),
+           "cycles_per_inference": median_cycles,
+           "mean_cycles_per_inference": figures["cycles_per_inference"],
+           "bound_cycles": median_bound, "model_cycles": figures["model_cycles"],
+           "cycles_ratio": (round(median_cycles / median_bound, 3)
+                            if median_cycles and median_bound else None),
            "mismatches": figures["mismatches"],
-           "seed": None if result is None else result.seed}
+           "score_mismatches": figures["score_mismatches"],
+           "checked": detail["checked"],
+           "seed": [None if result is None else result.seed for _, result in runs]}
     if "failure" in figures:
         out["failure"] = figures["failure"]
     return out

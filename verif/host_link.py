@@ -19,6 +19,7 @@ host traffic. Between requests ``i.valid`` and ``o.ready`` are low.
 """
 
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+from cocotb.utils import get_sim_time
 
 from spikeforge.contract import host
 from spikeforge.contract.program import Command, Error, Memory
@@ -86,14 +87,22 @@ class HostLink:
     # -- the wire -------------------------------------------------------------------------------
     async def exchange(self, frame):
         """Send ``frame`` (bytes ending in ``0x00``) and return the answer frame's bytes (with
-        its delimiter). The answer may start before the request is fully sent."""
+        its delimiter). The answer may start before the request is fully sent.
+
+        Once the request is sent, without ``o.ready`` stalls (``stall`` 0) and with no answer
+        byte offered, the link waits for ``o.valid`` to rise instead of sampling every cycle
+        (``ready`` is high all along, so the beats and their timing are the same)."""
         frame = bytes(frame)
-        at, presenting, taking = 0, False, False
+        at, presenting = 0, False
         sent_now, got_now = False, None
         answer = bytearray()
         quiet = 0
+        clk_edge, read_only = RisingEdge(self._clk), ReadOnly()
+        i_valid, i_ready, i_payload = self._i_valid, self._i_ready, self._i_payload
+        o_valid, o_ready, o_payload = self._o_valid, self._o_ready, self._o_payload
+        idle, stall, rng = self.idle, self.stall, self._rng
         while True:
-            await RisingEdge(self._clk)
+            await clk_edge
             # decided in the last read-only phase: these beats transferred at this edge
             moved = sent_now or got_now is not None
             if sent_now:
@@ -107,19 +116,24 @@ class HostLink:
                     answer.clear()          # an empty frame answers nothing
             quiet = 0 if moved else quiet + 1
             if quiet >= self.timeout_cycles:
-                self._idle()
-                raise AssertionError(
-                    f"host link: no byte moved for {self.timeout_cycles} cycles ({at} of "
-                    f"{len(frame)} request bytes sent, {len(answer)} answer bytes taken)")
-            if not presenting and at < len(frame) and self._rng.random() >= self.idle:
-                self._i_payload.value = frame[at]
+                self._hung(at, frame, answer)
+            if not presenting and at < len(frame) and (not idle or rng.random() >= idle):
+                i_payload.value = frame[at]
                 presenting = True
-            self._i_valid.value = int(presenting)
-            taking = self._rng.random() >= self.stall
-            self._o_ready.value = int(taking)
-            await ReadOnly()
-            sent_now = presenting and bool(self._i_ready.value)
-            got_now = int(self._o_payload.value) if taking and self._o_valid.value else None
+            i_valid.value = int(presenting)
+            taking = not stall or rng.random() >= stall
+            o_ready.value = int(taking)
+            await read_only
+            sent_now = presenting and bool(i_ready.value)
+            got_now = int(o_payload.value) if taking and o_valid.value else None
+            if not stall and got_now is None and not presenting and at == len(frame):
+                # nothing to send, nothing offered: sleep until the answer's next byte
+                timer = Timer((self.timeout_cycles - quiet) * self.period_ns, unit="ns")
+                if await First(RisingEdge(o_valid), timer) is timer:
+                    self._hung(at, frame, answer)
+                await read_only
+                quiet = 0
+                got_now = int(o_payload.value) if o_valid.value else None
         self._idle()
         self.sent += at
         self.received += len(answer)
@@ -127,6 +141,12 @@ class HostLink:
             raise AssertionError(f"host link: answered after {at} of {len(frame)} request "
                                  "bytes")
         return bytes(answer)
+
+    def _hung(self, at, frame, answer):
+        self._idle()
+        raise AssertionError(
+            f"host link: no byte moved for {self.timeout_cycles} cycles ({at} of "
+            f"{len(frame)} request bytes sent, {len(answer)} answer bytes taken)")
 
     def _idle(self):
         self._i_valid.value = 0
@@ -219,9 +239,10 @@ class HostLink:
         """RESET."""
         await self.command(Command.RESET, lambda tag: host.reset_request(tag=tag))
 
-    async def wait_done(self, *, timeout_cycles, poll_cycles=4096):
+    async def wait_done(self, *, timeout_cycles, poll_cycles=None):
         """Wait for the run a START began to end: the DUT's ``done`` output (a level, cleared
-        by START) rising, checked by a STATUS poll at least every ``poll_cycles``; returns the
+        by START) rising, with a STATUS when it has risen, or after every ``poll_cycles``
+        (default: none until ``timeout_cycles``; no Python runs in between); returns the
         final :class:`~spikeforge.contract.host.Status`. Raises :class:`HostError` if the run
         reports an error, ``AssertionError`` if it does not end within ``timeout_cycles``."""
         waited = 0
@@ -234,10 +255,12 @@ class HostLink:
             if waited >= timeout_cycles:
                 raise AssertionError(f"the run did not end within {timeout_cycles} cycles "
                                      f"(at descriptor {status.layer}, {status.cycles} cycles)")
+            chunk = min(poll_cycles or timeout_cycles, timeout_cycles - waited)
+            started = get_sim_time("ns")
             if not int(self._dut.done.value):
                 await First(RisingEdge(self._dut.done),
-                            Timer(poll_cycles * self.period_ns, unit="ns"))
-            waited += poll_cycles
+                            Timer(chunk * self.period_ns, unit="ns"))
+            waited += max(1, int(get_sim_time("ns") - started) // self.period_ns)
 
 
 def frame_tag(frame):

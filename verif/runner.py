@@ -14,6 +14,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, asdict
 from importlib import metadata
@@ -187,6 +188,39 @@ def simulate(unit_name, *, params=None, stimulus=None, simulator="icarus", seed=
         params=params, stimulus=stimulus, simulator=simulator, seed=seed, waves=waves)
 
 
+_TOP_PORTS = re.compile(rf"^module {TOPLEVEL}\(([^)]*)\);", re.MULTILINE)
+
+
+def _verilator_ports(sources, build_dir):
+    """A Verilator control file that makes only the top module's ports visible to VPI, or
+    ``None`` when no source declares module ``top``.
+
+    cocotb's runner builds with ``--public-flat-rw``: every signal of the design writable
+    through VPI, so Verilator must assume any of them may change between evaluations and
+    re-evaluates all the logic that reads them on every call (the whole accelerator simulated
+    ~7x slower than with only its ports public). The testbenches touch only the top module's
+    ports. A port is listed as written and as Verilator mangles it (``i__valid`` is
+    ``i___05Fvalid`` inside the model)."""
+    for source in sources:
+        if Path(source).suffix != ".v":
+            continue
+        match = _TOP_PORTS.search(Path(source).read_text())
+        if match is None:
+            continue
+        names = [name.strip() for name in match.group(1).split(",") if name.strip()]
+        lines = ["`verilator_config"]
+        for name in names:
+            for form in dict.fromkeys((name, name.replace("__", "___05F"))):
+                lines.append(f'public_flat_rw -module "{TOPLEVEL}" -var "{form}"')
+        path = Path(build_dir) / "ports.vlt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "\n".join(lines) + "\n"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        return path
+    return None
+
+
 def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simulator="icarus",
                   seed=None, waves=False, includes=()):
     """Compile ``sources`` (top module ``top``) in ``build_dir`` and run the cocotb module
@@ -210,6 +244,12 @@ def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simu
     report.unlink(missing_ok=True)
 
     build_args = list(VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS)
+    if simulator == "verilator":
+        ports = _verilator_ports(sources, build_dir)
+        if ports is not None:
+            # the control file goes first: cocotb takes the language from the last source
+            build_args.append("--no-public-flat-rw")
+            sources = [ports, *sources]
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
     runner = get_runner(simulator)

@@ -20,7 +20,9 @@ Per sample (modes ``layers``, ``whole``, ``both``)
     compared with the golden model's memory after that layer, and CYCLES ``i`` is its RTL
     cycles. ``whole`` (the speed mode): one START 0, 0 runs the program; STATUS gives the
     cycles from start to done, CYCLES every layer's, and only the scores are read. The scores
-    (the READOUT's output) are compared with the golden model's in either mode.
+    (the READOUT's output) are compared with the golden model's in either mode. While a
+    program runs no Python runs: the link waits for ``done`` to rise (one STATUS after it).
+    ``whole`` mode may run the golden model on several samples at once (``golden_batch``).
 
 The report (``SPIKEFORGE_REPORT``) counts the compared words (``checked``), the mismatching
 layer outputs and scores (``mismatches``) and the simulated cycles; the case's ``detail`` file
@@ -59,16 +61,23 @@ _PERIOD_NS = 10
 # -- the case file ------------------------------------------------------------------------------
 
 def write_case(path, *, config, images, pixels=None, mode="both", names=None, in_idle=0.2,
-               out_stall=0.2, bad_crc=True, detail=None):
+               out_stall=0.2, bad_crc=True, detail=None, golden_batch=1, started=None):
     """Write a case: ``config`` (its name), ``images`` (``{memory: int array}``: at least
     :data:`IMAGES`), ``pixels`` (int ``(samples, C, H, W)``), ``mode`` (:data:`MODES`), the
     layer ``names`` (for the detail), the host link's ``in_idle`` / ``out_stall`` probabilities,
-    whether to check a bad-CRC WRITE, and the ``detail`` JSON path the testbench writes."""
+    whether to check a bad-CRC WRITE, and the ``detail`` JSON path the testbench writes.
+
+    ``golden_batch`` (``whole`` mode only): the golden model runs that many samples at once
+    (scores and input words per sample as before; ``bound`` and ``model_cycles`` per sample
+    become the batch's means). ``started``: a file the testbench creates when the simulation
+    starts (the build is done)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     meta = {"config": getattr(config, "name", config), "mode": mode, "names": names,
             "in_idle": in_idle, "out_stall": out_stall, "bad_crc": bad_crc,
-            "detail": None if detail is None else str(detail)}
+            "detail": None if detail is None else str(detail),
+            "golden_batch": int(golden_batch),
+            "started": None if started is None else str(started)}
     arrays = {name: np.asarray(images[name], dtype=np.int64) for name in IMAGES}
     if pixels is None:
         pixels = np.zeros((0, 1, 1, 1), dtype=np.int64)
@@ -225,6 +234,27 @@ def _golden_sample(config, images, pixels):
     return accelerator, snaps, run, addresses, words
 
 
+def _golden_batch(config, images, pixels):
+    """``whole`` mode: one golden run of ``pixels`` ``(B, C, H, W)``; ``(accelerator,
+    addresses, samples)`` with per sample ``(scores, input words, bound, model cycles)``, the
+    last two per layer and the batch's means (exact for ``B = 1``)."""
+    accelerator = Accelerator(config, images)
+    batch = len(pixels)
+    with torch.no_grad():
+        run = accelerator.run(torch.as_tensor(pixels))
+        accelerator.spikes = np.zeros((batch, config.spikes_depth), dtype=np.int64)
+        accelerator.write(accelerator.program[0], torch.as_tensor(pixels[None]))
+    _, addresses = output_addresses(accelerator.program[0], config)
+    words = accelerator.spikes[:, addresses]
+
+    def mean(values):
+        return [int(v) if batch == 1 else round(v / batch, 2) for v in values]
+
+    bound, cycles = mean(run.bound), mean(run.cycles)
+    return accelerator, addresses, [(run.scores[k].numpy(), words[k], bound, cycles)
+                                    for k in range(batch)]
+
+
 async def _write_input(link, addresses, words):
     """WRITE the input words (``addresses`` ascending; written as contiguous spans)."""
     start = 0
@@ -271,11 +301,12 @@ async def _read_scores(link, config, accelerator):
     return np.asarray(rows).reshape(-1)[:d["out_channels"]]
 
 
-async def _run_whole(link, accelerator, gold):
-    """START 0, 0: the whole program; ``(cycles start → done, per-layer cycles, seconds)``."""
+async def _run_whole(link, accelerator, model_cycles):
+    """START 0, 0: the whole program (the cost model puts it at ``model_cycles``); ``(cycles
+    start → done, per-layer cycles, seconds)``."""
     started = time.perf_counter()
     await link.start(0, 0)
-    status = await link.wait_done(timeout_cycles=_budget(sum(gold.cycles)))
+    status = await link.wait_done(timeout_cycles=_budget(model_cycles))
     seconds = time.perf_counter() - started
     layers = [await link.cycles(i) for i in range(1, len(accelerator.layers) + 1)]
     return status.cycles, layers, seconds
@@ -296,6 +327,8 @@ async def accelerator_matches_golden(dut):
                 "in_idle": s.get("in_idle", 0.2), "out_stall": s.get("out_stall", 0.2)}
         images, pixels = None, np.zeros((0,))
     mode = meta["mode"]
+    if meta.get("started"):
+        open(meta["started"], "w").close()
 
     tb = Testbench(dut, period_ns=_PERIOD_NS)
     dut.rst.value = 1
@@ -319,9 +352,22 @@ async def accelerator_matches_golden(dut):
         else:
             await _load_images(link, config, images, run, tb.rng, meta["bad_crc"])
             detail["load_seconds"] = round(time.perf_counter() - started, 3)
-        for j, sample in enumerate(pixels if mode != "link" else []):
-            detail["samples"].append(
-                await _sample(dut, link, config, images, sample, run, mode, meta["names"], j))
+        batch = max(1, meta.get("golden_batch", 1)) if mode == "whole" else 0
+        for j in range(len(pixels) if mode != "link" else 0):
+            if batch and j % batch == 0:
+                golden_started = time.perf_counter()
+                accelerator, addresses, golden = _golden_batch(config, images,
+                                                               pixels[j:j + batch])
+                golden_seconds = (time.perf_counter() - golden_started) / len(golden)
+            if batch:
+                out = await _sample_whole(dut, link, config, accelerator, addresses,
+                                          golden[j % batch], run, j)
+                out["golden_seconds"] = round(golden_seconds, 4)
+                out["sample_seconds"] = round(out["sample_seconds"] + golden_seconds, 4)
+            else:
+                out = await _sample(dut, link, config, images, pixels[j], run, mode,
+                                    meta["names"], j)
+            detail["samples"].append(out)
     except Exception as exc:               # an error answer, a hang, a malformed answer
         run.mismatches += 1
         detail["error"] = f"{type(exc).__name__}: {exc}"
@@ -337,9 +383,27 @@ async def accelerator_matches_golden(dut):
     assert run.mismatches == 0, f"{run.mismatches} mismatches against the golden model"
 
 
+async def _sample_whole(dut, link, config, accelerator, addresses, golden, run, j):
+    """One sample in ``whole`` mode from a :func:`_golden_batch` entry: the detail dict."""
+    started = time.perf_counter()
+    want_scores, words, bound, model_cycles = golden
+    out = {"bound": bound, "model_cycles": model_cycles, "golden_scores": want_scores.tolist()}
+    await _write_input(link, addresses, words)
+    out["inference_cycles"], out["whole_layer_cycles"], out["inference_seconds"] = (
+        await _run_whole(link, accelerator, sum(model_cycles)))
+    out["scores"] = (await _read_scores(link, config, accelerator)).tolist()
+    out["score_match"] = run.compare(f"sample {j} scores", out["scores"], want_scores)
+    out["sample_seconds"] = round(time.perf_counter() - started, 4)
+    dut._log.info("sample %d: %d cycles, %.2f s", j, out["inference_cycles"],
+                  out["sample_seconds"])
+    return out
+
+
 async def _sample(dut, link, config, images, pixels, run, mode, names, j):
     """One sample in ``mode``: the detail dict."""
+    started = time.perf_counter()
     accelerator, snaps, gold, addresses, words = _golden_sample(config, images, pixels)
+    golden_seconds = time.perf_counter() - started
     want_scores = gold.scores[0].numpy()
     out = {"bound": list(gold.bound), "model_cycles": list(gold.cycles),
            "golden_scores": want_scores.tolist()}
@@ -352,9 +416,11 @@ async def _sample(dut, link, config, images, pixels, run, mode, names, j):
     if mode in ("whole", "both"):
         await _write_input(link, addresses, words)
         out["inference_cycles"], out["whole_layer_cycles"], out["inference_seconds"] = (
-            await _run_whole(link, accelerator, gold))
+            await _run_whole(link, accelerator, sum(gold.cycles)))
         out["scores"] = (await _read_scores(link, config, accelerator)).tolist()
         out["score_match"] = run.compare(f"sample {j} scores", out["scores"], want_scores)
+    out["golden_seconds"] = round(golden_seconds, 4)
+    out["sample_seconds"] = round(time.perf_counter() - started, 4)
     dut._log.info("sample %d: %s", j, {k: v for k, v in out.items()
                                        if k in ("inference_cycles", "layer_mismatches")})
     return out
