@@ -21,10 +21,12 @@ __all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "ECP5_EBR_DEPT
 # registered address; its multiplexer tree and address fan-out grow with the depth).
 RAM_STYLES = ("distributed", "block")
 
-# A DP16KD in 18-bit mode (DATA_WIDTH = 18) holds 1024 rows of 18 bits.
+# A DP16KD in 18-bit mode (DATA_WIDTH = 18) holds 1024 rows of 18 bits; in 36-bit mode (port A
+# writes DIA and DIB, port B reads DOA and DOB, the 16-kbit block as a pseudo dual port) 512
+# rows of 36 bits.
 ECP5_EBR_DEPTH = 1024
 ECP5_EBR_BITS = 18
-_ECP5_ADDR_BITS = 10
+_WIDE_DEPTH, _WIDE_BITS = 512, 36
 
 
 def uses_ecp5_ebr(platform):
@@ -64,11 +66,14 @@ class RegisteredReadMemory(wiring.Component):
     nowhere else (:func:`uses_ecp5_ebr`):
 
     * ``platform.family == "ecp5"`` (the synthesis flow passes ``SynthTarget(family=...)``),
-      ``depth <= 1024`` and all-zero ``init``: ``ceil(row_bits / 18)`` DP16KD block RAMs in 18-bit
-      mode side by side, port A writing, port B reading with ``REGMODE_B = "OUTREG"``, so the
-      output register is the EBR's own (``CEB = r_en``, ``OCEB = o_en``). Yosys 0.70 never
-      enables that register when it infers block RAM, and the DP16KD's clock-to-output delay
-      without it (5.83 ns on speed grade 6) is most of a clock cycle at 150 MHz on its own.
+      ``depth <= 1024`` and all-zero ``init``: DP16KD block RAMs side by side, port A writing,
+      port B reading with the output register (``REGMODE = "OUTREG"``), so the output register
+      is the EBR's own (``CEB = r_en``, ``OCE = o_en``): ``ceil(row_bits / 36)`` blocks in 36-bit
+      mode for at most 512 rows (port A writes DIA/DIB, port B reads DOA/DOB, as Yosys's
+      ``brams_map_16kd.v`` drives a 36-bit block), ``ceil(row_bits / 18)`` in 18-bit mode
+      otherwise. Yosys 0.70 never enables that register when it infers block RAM, and the
+      DP16KD's clock-to-output delay without it (5.83 ns on speed grade 6) is most of a clock
+      cycle at 150 MHz on its own.
     * otherwise (no platform, i.e. simulation; iCE40; more than 1024 rows; nonzero initial
       contents, which the primitive path does not load): a ``lib.memory`` :class:`Memory` with
       a synchronous read port (enable ``r_en``) and a reset-less fabric register (enable
@@ -153,43 +158,57 @@ class RegisteredReadMemory(wiring.Component):
         return m
 
     def _elaborate_ecp5(self):
-        # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them in
-        # 18-bit mode: ADx[13:4] = row, ADA[1:0] = byte write enables, DIx/DOx bit j = bit j.
-        # REGMODE "OUTREG" adds the output register (one more cycle), clocked with OCE; CE
-        # enables the read itself; CSDECODE "0b000" with CS = 0 selects the block (Lattice
-        # TN1264, "ECP5 and ECP5-5G Memory Usage Guide", DP16KD section).
+        # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them.
+        # 18-bit mode: ADx[13:4] = row, ADA[1:0] = byte write enables, DIA/DOB bit j = bit j.
+        # 36-bit mode: ADx[13:5] = row, ADA[3:0] = byte write enables, DIA/DOA bits 0-17 and
+        # DIB/DOB bits 18-35. REGMODE "OUTREG" adds the output register (one more cycle),
+        # clocked with OCE (set on both ports: in 36-bit mode the read data leaves through both
+        # DOA and DOB); CE enables the read itself; CSDECODE "0b000" with CS = 0 selects the
+        # block (Lattice TN1264, "ECP5 and ECP5-5G Memory Usage Guide", DP16KD section).
         m = Module()
-        waddr = Signal(_ECP5_ADDR_BITS)
-        raddr = Signal(_ECP5_ADDR_BITS)
+        wide = self._depth <= _WIDE_DEPTH
+        bits = _WIDE_BITS if wide else ECP5_EBR_BITS
+        low = 5 if wide else 4                      # the address's first pin
+        waddr = Signal(14 - low)
+        raddr = Signal(14 - low)
         wdata = Signal(self._row_bits)
         rdata = Signal(self._row_bits)
         m.d.comb += [waddr.eq(self.w_addr), raddr.eq(self.r_addr),
                      wdata.eq(self.w_data), self.r_data.eq(rdata)]
         one, zero = Const(1, 1), Const(0, 1)
-        for k in range(ceil_div(self._row_bits, ECP5_EBR_BITS)):
-            lo = k * ECP5_EBR_BITS
-            hi = min(lo + ECP5_EBR_BITS, self._row_bits)
-            dout = Signal(ECP5_EBR_BITS, name=f"dout{k}")
+        enables = 4 if wide else 2
+        for k in range(ceil_div(self._row_bits, bits)):
+            lo = k * bits
+            hi = min(lo + bits, self._row_bits)
+            dout = Signal(bits, name=f"dout{k}")
             m.d.comb += rdata[lo:hi].eq(dout[:hi - lo])
             ports = {
-                "p_DATA_WIDTH_A": ECP5_EBR_BITS, "p_DATA_WIDTH_B": ECP5_EBR_BITS,
-                "p_REGMODE_A": "NOREG", "p_REGMODE_B": "OUTREG",
+                "p_DATA_WIDTH_A": bits, "p_DATA_WIDTH_B": bits,
+                "p_REGMODE_A": "OUTREG" if wide else "NOREG", "p_REGMODE_B": "OUTREG",
                 "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
                 "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
                 "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL", "p_GSR": "DISABLED",
-                "i_CLKA": ClockSignal(), "i_CEA": one, "i_OCEA": one, "i_WEA": self.w_en,
-                "i_RSTA": zero,
+                "i_CLKA": ClockSignal(), "i_CEA": one, "i_OCEA": self.o_en if wide else one,
+                "i_WEA": self.w_en, "i_RSTA": zero,
                 "i_CLKB": ClockSignal(), "i_CEB": self.r_en, "i_OCEB": self.o_en,
                 "i_WEB": zero, "i_RSTB": zero,
             }
+
+            def bit(j):
+                return wdata[lo + j] if lo + j < hi else zero
+
             for j in range(ECP5_EBR_BITS):
-                ports[f"i_DIA{j}"] = wdata[lo + j] if lo + j < hi else zero
-                ports[f"i_DIB{j}"] = zero
-                ports[f"o_DOB{j}"] = dout[j]
+                ports[f"i_DIA{j}"] = bit(j)
+                ports[f"i_DIB{j}"] = bit(ECP5_EBR_BITS + j) if wide else zero
+                if wide:
+                    ports[f"o_DOA{j}"] = dout[j]
+                    ports[f"o_DOB{j}"] = dout[ECP5_EBR_BITS + j]
+                else:
+                    ports[f"o_DOB{j}"] = dout[j]
             for j in range(14):
-                byte_enable = one if j < 2 else zero
-                ports[f"i_ADA{j}"] = waddr[j - 4] if j >= 4 else byte_enable
-                ports[f"i_ADB{j}"] = raddr[j - 4] if j >= 4 else zero
+                ports[f"i_ADA{j}"] = (waddr[j - low] if j >= low
+                                      else one if j < enables else zero)
+                ports[f"i_ADB{j}"] = raddr[j - low] if j >= low else zero
             for j in range(3):
                 ports[f"i_CSA{j}"] = zero
                 ports[f"i_CSB{j}"] = zero

