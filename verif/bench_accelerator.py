@@ -141,7 +141,7 @@ def _shards(pixels, jobs):
 
 def _median(values):
     values = [v for v in values if v is not None]
-    return round(statistics.median(values), 4) if values else None
+    return round(statistics.median(values), 3) if values else None
 
 
 def bench(compiled, pixels, *, simulator="verilator", seed=None, jobs=2, golden_batch=16):

@@ -219,12 +219,23 @@ module DP16KD (
     merge = {be[1] ? din[17:9] : old[17:9], be[0] ? din[8:0] : old[8:0]};
   endfunction
 
-  always @(posedge clk_a) if (!WIDE) begin
+  // Both modes: the unmodelled resets stop the simulation; each port's output register.
+  always @(posedge clk_a) begin
     if (RSTA === 1'b1) begin
       $display("ERROR: DP16KD model: RSTA is not modelled");
       $finish;
     end
     if (OCEA) out_a <= latch_a;
+  end
+  always @(posedge clk_b) begin
+    if (RSTB === 1'b1) begin
+      $display("ERROR: DP16KD model: RSTB is not modelled");
+      $finish;
+    end
+    if (OCEB) out_b <= latch_b;
+  end
+
+  always @(posedge clk_a) if (!WIDE) begin
     if (wr_a) begin
       mem[addr_a] <= merge(mem[addr_a], di_a, be_a);
       if (WRITEMODE_A == "WRITETHROUGH") latch_a <= merge(mem[addr_a], di_a, be_a);
@@ -235,11 +246,6 @@ module DP16KD (
   end
 
   always @(posedge clk_b) if (!WIDE) begin
-    if (RSTB === 1'b1) begin
-      $display("ERROR: DP16KD model: RSTB is not modelled");
-      $finish;
-    end
-    if (OCEB) out_b <= latch_b;
     if (wr_b) begin
       mem[addr_b] <= merge(mem[addr_b], di_b, be_b);
       if (WRITEMODE_B == "WRITETHROUGH") latch_b <= merge(mem[addr_b], di_b, be_b);
@@ -254,26 +260,16 @@ module DP16KD (
   wire [8:0] addr_w = addr_a[9:1], addr_r = addr_b[9:1];
   wire [3:0] be_w = {ADA3, ADA2, ADA1, ADA0};
   always @(posedge clk_a) if (WIDE) begin
-    if (RSTA === 1'b1) begin
-      $display("ERROR: DP16KD model: RSTA is not modelled");
-      $finish;
-    end
-    if (OCEA) out_a <= latch_a;
     if (wr_a) begin
       mem[{addr_w, 1'b0}] <= merge(mem[{addr_w, 1'b0}], di_a, be_w[1:0]);
       mem[{addr_w, 1'b1}] <= merge(mem[{addr_w, 1'b1}], di_b, be_w[3:2]);
     end
   end
   always @(posedge clk_b) if (WIDE) begin
-    if (RSTB === 1'b1) begin
-      $display("ERROR: DP16KD model: RSTB is not modelled");
-      $finish;
-    end
     if (WEB === 1'b1 && act_b) begin
       $display("ERROR: DP16KD model: a write through port B is not modelled in 36-bit mode");
       $finish;
     end
-    if (OCEB) out_b <= latch_b;
     if (act_b) begin
       latch_a <= (wr_a && be_w[1:0] != 0 && addr_w == addr_r) ? 18'bx : mem[{addr_r, 1'b0}];
       latch_b <= (wr_a && be_w[3:2] != 0 && addr_w == addr_r) ? 18'bx : mem[{addr_r, 1'b1}];
