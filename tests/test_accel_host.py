@@ -13,7 +13,6 @@ from collections import deque
 
 import pytest
 from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
-from amaranth.lib.memory import Memory as LibMemory
 from amaranth.sim import Simulator
 
 from spikeforge.contract import host as protocol
@@ -22,6 +21,7 @@ from spikeforge.contract.program import Command, Error, Memory, memory_map
 from spikeforge.contract.sizes import signed_range
 from spikeforge.hdl.accelerator.host import BUFFER_BYTES, HostPort, control_signature
 from spikeforge.hdl.accelerator.ports import row_shape
+from spikeforge.verif.accel_harness import ReadableMemory
 from spikeforge.verif.runner import ICARUS_ARGS
 from spikeforge.verif.sim_streams import fork_rng, run_bounded
 
@@ -33,27 +33,6 @@ def _cycles_of(layer):
     return (layer ^ 0x1234) | ((layer + 7) & 0xFFFF) << 16
 
 
-class _Memory(Elaboratable):
-    """``lib.memory`` storage with RegisteredReadMemory's read timing (read register + output
-    register), whose rows the testbench can read directly."""
-
-    def __init__(self, shape, depth):
-        self.storage = LibMemory(shape=shape, depth=depth, init=[])
-        self.port = None
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.storage = self.storage
-        read = self.storage.read_port(domain="sync")
-        write = self.storage.write_port()
-        out = Signal.like(read.data, reset_less=True)
-        m.d.sync += out.eq(read.data)
-        p = self.port
-        m.d.comb += [read.addr.eq(p.r_addr), read.en.eq(p.r_en), p.r_data.eq(out),
-                     write.addr.eq(p.w_addr), write.data.eq(p.w_data), write.en.eq(p.w_en)]
-        return m
-
-
 class _Bench(Elaboratable):
     """The host port, its memories and a fake sequencer: counts the start and reset pulses,
     keeps the last START's range, answers each start ``check_delay`` cycles later with
@@ -63,7 +42,7 @@ class _Bench(Elaboratable):
     def __init__(self, config):
         self.config = config
         self.host = HostPort(config)
-        self.memories = {memory: _Memory(row_shape(config, memory),
+        self.memories = {memory: ReadableMemory(row_shape(config, memory),
                                          memory_map(config)[memory.name.lower()].depth)
                          for memory in Memory}
         self.starts = Signal(8)

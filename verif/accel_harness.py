@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from spikeforge.contract.program import Memory, memory_map
 from spikeforge.hdl.accelerator.ports import descriptor_layout, row_shape
 
-__all__ = ["run_case", "memory_names", "initial_rows"]
+__all__ = ["run_case", "memory_names", "initial_rows", "ReadableMemory"]
 
 
 def memory_names(executor):
@@ -39,12 +39,14 @@ def initial_rows(case, name):
     return [[int(v) for v in row] for row in rows.reshape(-1, lanes)[:spec.depth]]
 
 
-class _Memory(Elaboratable):
+class ReadableMemory(Elaboratable):
     """A memory with the read timing of RegisteredReadMemory (read register + output
-    register) whose rows the simulation can read back."""
+    register) whose rows the simulation can read back (``storage.data``); ``port`` (a
+    :func:`~.ports.memory_port` interface of the design under test) is set before
+    elaboration."""
 
-    def __init__(self, shape, depth, init):
-        self.storage = LibMemory(shape=shape, depth=depth, init=init)
+    def __init__(self, shape, depth, init=()):
+        self.storage = LibMemory(shape=shape, depth=depth, init=list(init))
         self.port = None
 
     def elaborate(self, platform):
@@ -91,8 +93,8 @@ def run_case(executor, case, *, timeout=2_000_000, read=None):
     """
     names = memory_names(executor)
     specs = memory_map(case.config)
-    memories = {name: _Memory(row_shape(case.config, Memory[name.upper()]), specs[name].depth,
-                              initial_rows(case, name))
+    memories = {name: ReadableMemory(row_shape(case.config, Memory[name.upper()]),
+                                     specs[name].depth, initial_rows(case, name))
                 for name in names}
     bench = _Bench(executor, memories)
     read = names if read is None else list(read)
