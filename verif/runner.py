@@ -2,12 +2,14 @@
 
 Verilog is cached per :func:`verilog_key`: the unit, its parameters, the elaboration platform
 family, the Amaranth version and the source of every project module the elaboration imports;
-each parameter set and simulator gets its own build folder, so parallel pytest workers never
-collide. The testbench receives its parameters and stimulus through environment variables and
+each parameter set and simulator gets its own build folder, compiled by one process at a time
+(a lock in the folder), so parallel pytest workers and benchmark jobs never collide. The testbench receives its parameters and stimulus through environment variables and
 writes a JSON report (checked transfers, mismatches, cycles) that :func:`simulate` returns; a
 failing testbench raises :class:`SimulationFailed`.
 """
 
+import errno
+import fcntl
 import hashlib
 import importlib
 import inspect
@@ -16,6 +18,7 @@ import logging
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from importlib import metadata
 from pathlib import Path
@@ -216,9 +219,42 @@ def _verilator_ports(sources, build_dir):
         path.parent.mkdir(parents=True, exist_ok=True)
         text = "\n".join(lines) + "\n"
         if not path.exists() or path.read_text() != text:
-            path.write_text(text)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)       # atomic: a build running beside never reads half a file
         return path
     return None
+
+
+@contextmanager
+def _locked(build_dir):
+    """Hold ``build_dir``'s lock: one process at a time compiles into a build folder (a second
+    one waits and then finds the build up to date instead of relinking the executable a first
+    one is about to run)."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+#: How often a simulation whose executable is momentarily busy (``ETXTBSY``) is started again.
+BUSY_RETRIES = 5
+
+
+def _run_test(runner, **kwargs):
+    """``runner.test(**kwargs)``, started again when the kernel refuses to execute the freshly
+    linked simulator with ``ETXTBSY``: a process forked by another thread of this one (an
+    xdist worker's, a benchmark's) can hold a write handle to it for a moment."""
+    for attempt in range(BUSY_RETRIES + 1):
+        try:
+            return runner.test(**kwargs)
+        except OSError as exc:
+            if exc.errno != errno.ETXTBSY or attempt == BUSY_RETRIES:
+                raise
+            time.sleep(0.2 * 2 ** attempt)
 
 
 def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simulator="icarus",
@@ -257,11 +293,12 @@ def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simu
     runner.log.setLevel(logging.ERROR)
     started = time.monotonic()
     try:
-        runner.build(sources=list(sources), includes=list(includes), hdl_toplevel=TOPLEVEL,
-                     build_dir=build_dir, build_args=build_args, timescale=TIMESCALE,
-                     waves=waves, log_file=test_dir / "build.log")
-        results = runner.test(
-            test_module=testbench, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+        with _locked(build_dir):
+            runner.build(sources=list(sources), includes=list(includes),
+                         hdl_toplevel=TOPLEVEL, build_dir=build_dir, build_args=build_args,
+                         timescale=TIMESCALE, waves=waves, log_file=test_dir / "build.log")
+        results = _run_test(
+            runner, test_module=testbench, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
             test_dir=test_dir, seed=seed, waves=waves, timescale=TIMESCALE,
             log_file=test_dir / "sim.log",
             extra_env={
