@@ -371,7 +371,7 @@ class AttentionExecutor(wiring.Component):
 
         # S1: the item registered; its KV row is read; the head of its channel selected.
         kv_row = data.ArrayLayout(unsigned(cb), C)
-        m.submodules.kv = kv = RegisteredReadMemory(shape=kv_row, depth=C, style="distributed")
+        m.submodules.kv = kv = RegisteredReadMemory(shape=kv_row, depth=C, style="block")
         s1_valid, s1_read, s1_last, s1_q = Signal(), Signal(), Signal(), Signal()
         s1_addr = Signal(range(VW))
         s1_hot, s1_v = Signal(C), Signal(C)

@@ -80,10 +80,10 @@ class ConvExecutor(wiring.Component):
           groups; otherwise the group loop is inside the token and the window is read again
           for each group. Each word comes back masked (channels past ``in_channels``;
           depthwise: the group's slice) and the nonzero ones are written into the *ring*
-          (:data:`RING_DEPTH` entries: the word, its first weight row and plane); a *record*
-          (its first and last entry, or empty) goes into a queue of :data:`RECORD_DEPTH` at
-          every group's end (replay: the window's end) and, without replay, after
-          :data:`CHUNK` entries;
+          (:data:`RING_DEPTH` entries in LUT RAM: the word, its first weight row and plane);
+          a *record* (its first and last entry, or empty) goes into a queue of
+          :data:`RECORD_DEPTH` at every group's end (replay: the window's end) and, without
+          replay, after :data:`CHUNK` entries;
         * the *reader* plays each record, one entry per cycle with no gap between records:
           once, or (replay) once per lane group ``g``, adding ``g`` to the weight rows; the end
           of each pass (without replay: of a record closing a group) marks the group's last
@@ -584,25 +584,25 @@ class ConvExecutor(wiring.Component):
         p_left = Signal(8)                  # passes left after this one
         f_p = Signal()                      # this is the last pass
         r_g = Signal(8)
-        # output stage: the ring's read port (registered) and the entry's context
-        read = ring.memory.read_port(domain="sync")
+        # output stage: the ring's entry (LUT RAM read at rd, registered) and its context
+        read = ring.memory.read_port(domain="comb")
+        stored = Signal(self._stored)
         ov, o_empty, o_glast = Signal(), Signal(), Signal()
         o_g = Signal(8)
         out = Signal(self._entry)
         adv = Signal()
         take = Signal()
         m.submodules.skid = skid = SkidBuffer(self._entry, registered=True)
-        m.d.comb += [adv.eq(~ov | skid.i.ready), read.addr.eq(rd[:pb]), read.en.eq(adv),
+        m.d.comb += [adv.eq(~ov | skid.i.ready), read.addr.eq(rd[:pb]),
                      take.eq(adv & records.o.valid & (~act | (f_e & f_p))),
                      records.o.ready.eq(take)]
-        stored = read.data
         m.d.comb += [out.data.eq(Mux(o_empty, 0, Mux(s.dw, 1, stored.data))),
                      out.mask.eq(Mux(o_empty, 0, stored.data[:self._lanes])),
                      out.wptr.eq(stored.wptr), out.plane.eq(Mux(o_empty, 0, stored.plane)),
                      out.glast.eq(o_glast), out.g.eq(o_g),
                      skid.i.valid.eq(ov), skid.i.payload.eq(out)]
         with m.If(adv):
-            m.d.sync += [ov.eq(act), o_empty.eq(r_empty), o_glast.eq(f_e & (s.replay | r_glast)),
+            m.d.sync += [stored.eq(read.data), ov.eq(act), o_empty.eq(r_empty), o_glast.eq(f_e & (s.replay | r_glast)),
                          o_g.eq(r_g)]
             with m.If(act):
                 with m.If(~f_e):
