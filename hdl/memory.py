@@ -65,17 +65,20 @@ class RegisteredReadMemory(wiring.Component):
     ``style="block"``: the implementation is chosen from the elaboration platform, here and
     nowhere else (:func:`uses_ecp5_ebr`):
 
-    * ``platform.family == "ecp5"`` (the synthesis flow passes ``SynthTarget(family=...)``),
-      ``depth <= 1024`` and all-zero ``init``: DP16KD block RAMs side by side, port A writing,
+    * ``platform.family == "ecp5"`` (the synthesis flow passes ``SynthTarget(family=...)``)
+      and all-zero ``init``: DP16KD block RAMs side by side, port A writing,
       port B reading with the output register (``REGMODE = "OUTREG"``), so the output register
       is the EBR's own (``CEB = r_en``, ``OCE = o_en``): ``ceil(row_bits / 36)`` blocks in 36-bit
       mode for at most 512 rows (port A writes DIA/DIB, port B reads DOA/DOB, as Yosys's
       ``brams_map_16kd.v`` drives a 36-bit block), ``ceil(row_bits / 18)`` in 18-bit mode
-      otherwise. Yosys 0.70 never enables that register when it infers block RAM, and the
-      DP16KD's clock-to-output delay without it (5.83 ns on speed grade 6) is most of a clock
-      cycle at 150 MHz on its own.
-    * otherwise (no platform, i.e. simulation; iCE40; more than 1024 rows; nonzero initial
-      contents, which the primitive path does not load): a ``lib.memory`` :class:`Memory` with
+      otherwise; more than 1024 rows are banks of 1024, each bank written when the
+      address's high bits name it, all read, and ``r_data`` a multiplexer over the banks'
+      output registers selected by the read address's high bits, registered with the read.
+      Yosys 0.70 never enables that register when it infers block RAM, and the DP16KD's
+      clock-to-output delay without it (5.83 ns on speed grade 6) is most of a clock cycle
+      at 150 MHz on its own.
+    * otherwise (no platform, i.e. simulation; iCE40; nonzero initial contents, which the
+      primitive path does not load): a ``lib.memory`` :class:`Memory` with
       a synchronous read port (enable ``r_en``) and a reset-less fabric register (enable
       ``o_en``). Identical behaviour, no error: only the ECP5 speed-up is lost.
 
@@ -128,7 +131,7 @@ class RegisteredReadMemory(wiring.Component):
     def primitive(self, platform):
         """Whether elaboration for ``platform`` uses DP16KD blocks (see the class docstring)."""
         return (self._style == "block" and uses_ecp5_ebr(platform)
-                and self._depth <= ECP5_EBR_DEPTH and _all_zero(self._init))
+                and _all_zero(self._init))
 
     style = property(lambda self: self._style)
     depth = property(lambda self: self._depth)
@@ -165,22 +168,47 @@ class RegisteredReadMemory(wiring.Component):
         # clocked with OCE (set on both ports: in 36-bit mode the read data leaves through both
         # DOA and DOB); CE enables the read itself; CSDECODE "0b000" with CS = 0 selects the
         # block (Lattice TN1264, "ECP5 and ECP5-5G Memory Usage Guide", DP16KD section).
+        # More rows than one block holds: banks of 1024 rows, every bank reads, a bank writes
+        # when the address's high bits name it, and r_data is the bank named by the read
+        # address's high bits (registered along with the read: taken at r_en, then at o_en).
         m = Module()
         wide = self._depth <= _WIDE_DEPTH
+        rows = _WIDE_DEPTH if wide else ECP5_EBR_DEPTH
+        banks = ceil_div(self._depth, rows)
+        row_bits = (rows - 1).bit_length()
+        waddr, raddr = Signal(row_bits), Signal(row_bits)
+        wdata = Signal(self._row_bits)
+        m.d.comb += [waddr.eq(self.w_addr), raddr.eq(self.r_addr), wdata.eq(self.w_data)]
+        outputs = [self._ecp5_bank(m, b, wide, waddr, raddr, wdata,
+                                   self.w_en & (self.w_addr[row_bits:] == b) if banks > 1
+                                   else self.w_en)
+                   for b in range(banks)]
+        if banks == 1:
+            m.d.comb += self.r_data.eq(outputs[0])
+            return m
+        first, second = Signal(range(banks)), Signal(range(banks))
+        with m.If(self.r_en):
+            m.d.sync += first.eq(self.r_addr[row_bits:])
+        with m.If(self.o_en):
+            m.d.sync += second.eq(first)
+        with m.Switch(second):
+            for b, rdata in enumerate(outputs):
+                with m.Case(b):
+                    m.d.comb += self.r_data.eq(rdata)
+        return m
+
+    def _ecp5_bank(self, m, bank, wide, waddr, raddr, wdata, w_en):
+        """The DP16KD blocks side by side of one bank (written with ``w_en``); returns their
+        read data (``row_bits`` wide)."""
         bits = _WIDE_BITS if wide else ECP5_EBR_BITS
         low = 5 if wide else 4                      # the address's first pin
-        waddr = Signal(14 - low)
-        raddr = Signal(14 - low)
-        wdata = Signal(self._row_bits)
-        rdata = Signal(self._row_bits)
-        m.d.comb += [waddr.eq(self.w_addr), raddr.eq(self.r_addr),
-                     wdata.eq(self.w_data), self.r_data.eq(rdata)]
+        rdata = Signal(self._row_bits, name=f"bank{bank}")
         one, zero = Const(1, 1), Const(0, 1)
         enables = 4 if wide else 2
         for k in range(ceil_div(self._row_bits, bits)):
             lo = k * bits
             hi = min(lo + bits, self._row_bits)
-            dout = Signal(bits, name=f"dout{k}")
+            dout = Signal(bits, name=f"dout{bank}_{k}")
             m.d.comb += rdata[lo:hi].eq(dout[:hi - lo])
             ports = {
                 "p_DATA_WIDTH_A": bits, "p_DATA_WIDTH_B": bits,
@@ -189,7 +217,7 @@ class RegisteredReadMemory(wiring.Component):
                 "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
                 "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL", "p_GSR": "DISABLED",
                 "i_CLKA": ClockSignal(), "i_CEA": one, "i_OCEA": self.o_en if wide else one,
-                "i_WEA": self.w_en, "i_RSTA": zero,
+                "i_WEA": w_en, "i_RSTA": zero,
                 "i_CLKB": ClockSignal(), "i_CEB": self.r_en, "i_OCEB": self.o_en,
                 "i_WEB": zero, "i_RSTB": zero,
             }
@@ -212,5 +240,5 @@ class RegisteredReadMemory(wiring.Component):
             for j in range(3):
                 ports[f"i_CSA{j}"] = zero
                 ports[f"i_CSB{j}"] = zero
-            m.submodules[f"ebr{k}"] = Instance("DP16KD", **ports)
-        return m
+            m.submodules[f"ebr{bank}_{k}" if bank else f"ebr{k}"] = Instance("DP16KD", **ports)
+        return rdata

@@ -120,7 +120,7 @@ def test_behavioural_path_in_amaranth(style):
     (ECP5, 64, [0, 0, 0], True),
     (None, 64, None, False),
     (SynthTarget(family="ice40"), 64, None, False),
-    (ECP5, 1025, None, False),
+    (ECP5, 2100, None, True),
     (ECP5, 64, [0, 5], False),
     (ECP5, 64, "distributed", False),
 ])
@@ -132,7 +132,7 @@ def test_selection(platform, depth, init, primitive):
     text = rtlil.convert(memory, platform=platform)
     assert ("DP16KD" in text) == primitive
     if primitive:       # 40-bit rows: 36-bit blocks up to 512 rows, 18-bit blocks beyond
-        assert text.count("cell \\DP16KD") == (2 if depth <= 512 else 3) and "OUTREG" in text
+        assert text.count("cell \\DP16KD") == _blocks(depth) and "OUTREG" in text
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -225,14 +225,20 @@ def test_model_matches_yosys_mapping(width, depth):
 
 # --- the ECP5 primitive path (DP16KD, OUTREG) against the behavioural path
 
+def _blocks(depth):
+    """DP16KD blocks of a 40-bit memory of ``depth`` rows: two 36-bit blocks up to 512 rows,
+    else three 18-bit ones (the last partly used) per bank of 1024 rows."""
+    return 2 if depth <= 512 else 3 * -(-depth // 1024)
+
+
 def _run_primitive_pair(simulator, seed, depth):
     """The primitive path (elaborated for ECP5) and the behavioural path side by side: 40-bit
-    rows, in two 36-bit blocks (``depth <= 512``) or three 18-bit ones, the last partly used."""
+    rows in :func:`_blocks` blocks."""
     setup_environment()
     width = 40
     top = verilog.convert(_Pair(width=width, depth=depth), name="top", platform=ECP5,
                           emit_src=False)
-    assert top.count("DP16KD #(") == (2 if depth <= 512 else 3)
+    assert top.count("DP16KD #(") == _blocks(depth)
     sources = [_cached("pair", top), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     return run_testbench(
@@ -242,7 +248,7 @@ def _run_primitive_pair(simulator, seed, depth):
         stimulus=STIMULUS, simulator=simulator, seed=seed)
 
 
-@pytest.mark.parametrize("depth", [100, 600])
+@pytest.mark.parametrize("depth", [100, 600, 2100])
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_primitive_path_matches_behavioural(simulator, depth):
     result = _run_primitive_pair(simulator, seed=9, depth=depth)

@@ -110,7 +110,7 @@ class AttentionExecutor(wiring.Component):
 
         Rows of the KV scratch not written in the current step read as 0 (no clearing pass).
         The head of every channel is set by a counter at the start (``C`` cycles, overlapped
-        with the first K phase). Between phases the event pipeline drains (4 cycles).
+        with the first K phase). Between phases the event pipeline drains (5 cycles).
 
     Cycles (``busy``), per step
         V1 about ``N * max(3W, W + W_out)`` (reads: ``2W`` K/V + ``W`` Q per token); product
@@ -124,7 +124,7 @@ class AttentionExecutor(wiring.Component):
         ``word_bits`` must be a multiple of ``lanes``.
     attention_channels : int
         The largest ``in_channels`` of an ATTENTION descriptor (every variant); sizes the KV
-        scratch (``attention_channels**2`` counts of ``bit_length(max_tokens)`` bits, LUT
+        scratch (``attention_channels**2`` counts of ``bit_length(max_tokens)`` bits, block
         RAM) and the channel vectors. Default ``min(64, max_channels)``; at most
         ``max_channels``. The compiler and the sequencer must refuse a layer past it.
 
@@ -402,7 +402,7 @@ class AttentionExecutor(wiring.Component):
                  s3_f1.eq(fwd1), s3_f2.eq(~fwd1 & fwd2),
                  s3_mem.eq(~fwd1 & ~fwd2 & written.bit_select(s2_addr, 1))]
 
-        # S3: K phase read-modify-write of row i; Q phase accumulate (masked to the head).
+        # S3: K phase read-modify-write of row i; Q phase: the row read (masked in S4).
         last1, last2 = Signal(kv_row), Signal(kv_row)
         old = [Mux(s3_f1, last1[c], 0) | Mux(s3_f2, last2[c], 0) | Mux(s3_mem, kv.r_data[c], 0)
                for c in range(C)]
@@ -412,19 +412,24 @@ class AttentionExecutor(wiring.Component):
         with m.If(s3_wr):
             sync += written.bit_select(s3_addr, 1).eq(1)
 
+        # S4: Q phase: the row, masked to the head, added to the accumulators (a stage of its
+        # own: the wide add behind the read-modify-write's multiplexer is too long for one).
+        s4_add, s4_last = Signal(), Signal()
+        s4_x = Signal(data.ArrayLayout(unsigned(cb), C))
+        sync += [s4_add.eq(s3_valid & s3_q), s4_last.eq(s3_last)]
+        sync += [s4_x[c].eq(Mux(s3_read & s3_mask[c], old[c], 0)) for c in range(C)]
         acc = Signal(data.ArrayLayout(unsigned(ab), C))
         hold = Signal(data.ArrayLayout(unsigned(ab), GP))
         hold_valid = Signal()
-        sums = [acc[c] + Mux(s3_read & s3_mask[c], old[c], 0) for c in range(C)]
-        q_add = s3_valid & s3_q
-        hold_load = q_add & s3_last
-        with m.If(q_add):
-            sync += [acc[c].eq(Mux(s3_last, 0, sums[c])) for c in range(C)]
+        sums = [acc[c] + s4_x[c] for c in range(C)]
+        hold_load = s4_add & s4_last
+        with m.If(s4_add):
+            sync += [acc[c].eq(Mux(s4_last, 0, sums[c])) for c in range(C)]
 
-        s_drained = ~shave & ~s1_valid & ~s2_valid & ~s3_valid
+        s_drained = ~shave & ~s1_valid & ~s2_valid & ~s3_valid & ~s4_add
         with m.If(start):
             sync += [s1_valid.eq(0), s2_valid.eq(0), s3_valid.eq(0), s4_wr.eq(0),
-                     written.eq(0), acc.eq(0)]
+                     s4_add.eq(0), written.eq(0), acc.eq(0)]
 
         # -- attention LIF: the hold register drained one lane group (membrane row) per cycle ---
         lg = Signal(_field("lane_groups"))
