@@ -4,15 +4,16 @@ anything runs; START ranges and the per-descriptor cycle counters."""
 
 import pytest
 from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib.memory import Memory as LibMemory
 from amaranth.sim import Simulator
 
 from spikeforge.compiler import compile_model
 from spikeforge.contract.configs import get_config
 from spikeforge.contract.program import (DESCRIPTOR_WORDS, Error, Op, pack, unpack)
 from spikeforge.golden.modelfile import load_model
+from spikeforge.hdl.accelerator.ports import READ_LATENCY
 from spikeforge.hdl.accelerator.sequencer import EXECUTOR_OPS, Sequencer
 from spikeforge.verif.accel_cases import shipped_model_path
+from spikeforge.verif.accel_harness import ReadableMemory
 
 CONFIG = get_config("sim-small")
 # Cycles each fake executor stays busy: distinct, so the counters show who ran.
@@ -22,18 +23,14 @@ BUSY = {"conv": 7, "lif": 3, "elementwise": 5, "attention": 11}
 class _Bench(Elaboratable):
     def __init__(self, words):
         self.seq = Sequencer(CONFIG)
-        self.program = LibMemory(shape=32, depth=CONFIG.program_depth, init=words)
+        self.program = ReadableMemory(32, CONFIG.program_depth, words)
         self.log = []
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.seq = seq = self.seq
+        self.program.port = seq.program
         m.submodules.program = self.program
-        read = self.program.read_port(domain="sync")
-        out = Signal(32)
-        m.d.sync += out.eq(read.data)
-        m.d.comb += [read.addr.eq(seq.program.r_addr), read.en.eq(seq.program.r_en),
-                     seq.program.r_data.eq(out)]
         for k, name in enumerate(EXECUTOR_OPS):
             left = Signal(8, name=f"{name}_left")
             with m.If(seq.run[k]):
@@ -102,7 +99,7 @@ def test_runs_every_descriptor_on_its_executor(program):
     assert out["runs"] == want
     for i in layers:
         # fetch (16 reads + latency) + dispatch + executor + wait/next
-        assert out["cycles"][i] == DESCRIPTOR_WORDS + 2 + 2 + BUSY[_executor_of(
+        assert out["cycles"][i] == DESCRIPTOR_WORDS + READ_LATENCY + 2 + BUSY[_executor_of(
             Op(descs[i]["op"]))] + 1, i
 
 

@@ -1,6 +1,8 @@
 """Run one accelerator executor on one :class:`~.accel_cases.LayerCase` in Amaranth's Python
-simulator: the memories it names in its signature are built with the case's contents (read
-latency 2, as :class:`spikeforge.hdl.memory.RegisteredReadMemory`), the descriptor is set,
+simulator: the memories it names in its signature are built with the case's contents (the
+accelerator's input register, then the read timing of
+:class:`spikeforge.hdl.memory.RegisteredReadMemory`: read latency 3 in all, as
+:data:`~spikeforge.hdl.accelerator.ports.READ_LATENCY`), the descriptor is set,
 ``start`` pulsed, and the memories are read back once ``busy`` falls.
 
 For the executors' own tests; the whole design is checked through its host port by
@@ -40,7 +42,7 @@ def initial_rows(case, name):
 
 
 class ReadableMemory(Elaboratable):
-    """A memory with the read timing of RegisteredReadMemory (read register + output
+    """A memory with the timing of the accelerator's (input register, read register, output
     register) whose rows the simulation can read back (``storage.data``); ``port`` (a
     :func:`~.ports.memory_port` interface of the design under test) is set before
     elaboration."""
@@ -57,8 +59,10 @@ class ReadableMemory(Elaboratable):
         p = self.port
         out = Signal.like(read.data, reset_less=True)
         m.d.sync += out.eq(read.data)
-        m.d.comb += [read.addr.eq(p.r_addr), read.en.eq(p.r_en), p.r_data.eq(out),
-                     write.addr.eq(p.w_addr), write.data.eq(p.w_data), write.en.eq(p.w_en)]
+        # the accelerator's input stage (ports.INPUT_STAGES): every port input registered
+        m.d.sync += [read.addr.eq(p.r_addr), read.en.eq(p.r_en), write.addr.eq(p.w_addr),
+                     write.data.eq(p.w_data), write.en.eq(p.w_en)]
+        m.d.comb += p.r_data.eq(out)
         return m
 
 

@@ -10,7 +10,7 @@ from spikeforge.contract.sizes import ceil_div
 
 from ..bits import count_bits, count_to_three, lowest_set_blocked, one_hot_index
 from ..memory import RegisteredReadMemory
-from .ports import address_bits, executor_signature
+from .ports import READ_LATENCY, address_bits, executor_signature
 
 __all__ = ["AttentionExecutor", "MEMORIES", "DEFAULT_ATTENTION_CHANNELS", "TOKEN_SLOTS"]
 
@@ -259,13 +259,13 @@ class AttentionExecutor(wiring.Component):
                                      base_k.eq(sk), base_v.eq(sv), base_q.eq(sq),
                                      tok_k.eq(sk), tok_v.eq(sv), tok_q.eq(sq), cur.eq(sk)]
 
-        # The read's tag, delayed to its data (READ_LATENCY = 2).
-        t1_valid, t1_part, t1_last = Signal(), Signal(), Signal()
-        t2_valid, t2_part, t2_last = Signal(), Signal(), Signal()
-        t1_w, t2_w = Signal(range(wmax)), Signal(range(wmax))
-        sync += [t1_valid.eq(issue), t1_part.eq(r_part), t1_last.eq(token_end), t1_w.eq(r_w),
-                 t2_valid.eq(t1_valid), t2_part.eq(t1_part), t2_last.eq(t1_last),
-                 t2_w.eq(t1_w)]
+        # The read's tag, delayed to its data (READ_LATENCY stages).
+        tag = data.StructLayout({"valid": 1, "part": 1, "last": 1, "w": range(wmax)})
+        tags = [Signal(tag, name=f"t{k + 1}") for k in range(READ_LATENCY)]
+        sync += [tags[0].valid.eq(issue), tags[0].part.eq(r_part), tags[0].last.eq(token_end),
+                 tags[0].w.eq(r_w)]
+        sync += [tags[k].eq(tags[k - 1]) for k in range(1, READ_LATENCY)]
+        t2_valid, t2_part, t2_last, t2_w = (tags[-1][f] for f in ("valid", "part", "last", "w"))
 
         # Assembly of the token's first (K or Q) and second (V) vector, a word per read.
         asm_a, asm_b = Signal(VW), Signal(VW)
@@ -461,12 +461,18 @@ class AttentionExecutor(wiring.Component):
         with m.If(start):
             sync += [hold_valid.eq(0), lg.eq(0), ln.eq(0), gi.eq(0), lfirst.eq(1), mrow.eq(0)]
 
-        l2_valid, l2_first, l2_wlast, l2_lastg = Signal(), Signal(), Signal(), Signal()
-        l2_gi, l2_row = Signal(range(per_word)), Signal(maddr)
-        l2_x = Signal(data.ArrayLayout(unsigned(ab), P))
-        sync += [l2_valid.eq(l1_valid), l2_first.eq(l1_first), l2_wlast.eq(l1_wlast),
-                 l2_lastg.eq(l1_lastg), l2_gi.eq(l1_gi), l2_row.eq(l1_row), l2_x.eq(l1_x)]
-        # L2: the membrane row has arrived: s = V + A.
+        # L2 (READ_LATENCY - 1 stages after L1): the membrane row has arrived: s = V + A.
+        l2_valid, l2_first, l2_wlast, l2_lastg = l1_valid, l1_first, l1_wlast, l1_lastg
+        l2_gi, l2_row, l2_x = l1_gi, l1_row, l1_x
+        l_valids = [l1_valid]
+        for k in range(READ_LATENCY - 1):
+            late = [Signal.like(v, name=f"l{k + 2}_{n}") for v, n in (
+                (l2_valid, "valid"), (l2_first, "first"), (l2_wlast, "wlast"),
+                (l2_lastg, "lastg"), (l2_gi, "gi"), (l2_row, "row"), (l2_x, "x"))]
+            sync += [a.eq(b) for a, b in zip(late, (l2_valid, l2_first, l2_wlast, l2_lastg,
+                                                    l2_gi, l2_row, l2_x))]
+            l2_valid, l2_first, l2_wlast, l2_lastg, l2_gi, l2_row, l2_x = late
+            l_valids.append(l2_valid)
         l3_valid, l3_wlast, l3_lastg = Signal(), Signal(), Signal()
         l3_gi, l3_row = Signal(range(per_word)), Signal(maddr)
         l3_s = Signal(data.ArrayLayout(unsigned(sbits), P))
@@ -489,8 +495,8 @@ class AttentionExecutor(wiring.Component):
         with m.If(l4_valid):
             sync += wordreg.eq(word_out)
         with m.If(start):
-            sync += [l1_valid.eq(0), l2_valid.eq(0), l3_valid.eq(0), l4_valid.eq(0)]
-        l_empty = ~hold_valid & ~l1_valid & ~l2_valid & ~l3_valid & ~l4_valid
+            sync += [v.eq(0) for v in (*l_valids, l3_valid, l4_valid)]
+        l_empty = ~(Cat(hold_valid, *l_valids, l3_valid, l4_valid).any())
 
         # -- the output word writer: dst_base + t * dst_step + n * dst_token + w ---------------
         wr = Mux(product, l4_valid & l4_wlast, v1_busy)

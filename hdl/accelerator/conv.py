@@ -11,7 +11,7 @@ from spikeforge.contract.sizes import accumulator_bits
 from ..engine.encoder import SpikeEncoder
 from ..params import check_int, check_power_of_two
 from ..stream import Queue, SkidBuffer
-from .ports import address_bits, executor_signature
+from .ports import READ_LATENCY, address_bits, executor_signature
 
 __all__ = ["ConvExecutor"]
 
@@ -432,12 +432,14 @@ class ConvExecutor(wiring.Component):
         ring.wr = Signal(pb + 1)            # the next entry written (one wrap bit)
         ring.base = Signal(pb + 1)          # the oldest entry kept (driven by the reader)
 
-        # Reads in flight: issue (1), data (2), raw word (3), masked (4), flagged (5).
+        # Reads in flight, by cycles since the issue: the read (1 .. READ_LATENCY), the raw
+        # word registered (READ_LATENCY + 1), masked (+ 2), flagged (+ 3).
         meta = data.StructLayout({"wptr": unsigned(wa), "plane": unsigned(self._plane_bits),
                                   "tail": 1, "slice": unsigned(slice_bits), "gl": 1,
                                   "void": 1})
-        v = [Signal(name=f"v{i}") for i in range(1, 6)]
-        mt = [Signal(meta, name=f"m{i}") for i in range(1, 6)]
+        flight = READ_LATENCY + 3
+        v = [Signal(name=f"v{i}") for i in range(1, flight + 1)]
+        mt = [Signal(meta, name=f"m{i}") for i in range(1, flight + 1)]
         room = Signal()
         used = Signal(pb + 1)
         m.d.comb += used.eq(ring.wr - ring.base)
@@ -457,8 +459,8 @@ class ConvExecutor(wiring.Component):
             mt[0].tail.eq(~s.dw & f_w), mt[0].slice.eq(slc),
             mt[0].gl.eq(gend), mt[0].void.eq(void),
         ]
-        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 5)]
-        m.d.sync += [mt[i].eq(mt[i - 1]) for i in range(1, 5)]
+        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, flight)]
+        m.d.sync += [mt[i].eq(mt[i - 1]) for i in range(1, flight)]
 
         load = Signal()
         m.d.comb += tok.take.eq(load)
@@ -513,15 +515,14 @@ class ConvExecutor(wiring.Component):
                          w_left.eq(s.last_w), f_w.eq(s.w_single),
                          g_left.eq(s.last_g), f_g.eq(s.scan_single), slc.eq(0)]
 
-        # The word arrives 2 cycles after its read: registered as it is (stage 3), masked
-        # (stage 4: channels past in_channels; depthwise: the group's slice), its nonzero flag
-        # (stage 5).
+        # The word arrives READ_LATENCY cycles after its read: registered as it is, masked
+        # (channels past in_channels; depthwise: the group's slice), its nonzero flag.
         r3 = Signal(word_bits)
         r4 = Signal(word_bits)
         r5 = Signal(word_bits)
         nz5 = Signal()
-        m.d.sync += [v[2].eq(v[1]), mt[2].eq(mt[1]), r3.eq(self.spikes.r_data)]
-        m3 = mt[2]
+        m.d.sync += r3.eq(self.spikes.r_data)
+        m3 = mt[READ_LATENCY]
         if slices > 1:
             part = Signal(lanes)
             with m.Switch(m3.slice):
@@ -533,8 +534,8 @@ class ConvExecutor(wiring.Component):
         masked = Mux(s.dw, part, r3 & Mux(m3.tail, s.tail, Const(-1, word_bits)))
         m.d.sync += r4.eq(Mux(m3.void, 0, masked))
         m.d.sync += [r5.eq(r4), nz5.eq(r4.any())]
-        m5 = mt[4]
-        v5 = v[4]
+        m5 = mt[READ_LATENCY + 2]
+        v5 = v[READ_LATENCY + 2]
 
         # The nonzero words go into the ring; a record closes at each group's end (replay: the
         # window's end) and, without replay, after CHUNK entries.
@@ -692,13 +693,19 @@ class ConvExecutor(wiring.Component):
                      self.weights.r_en.eq(e3.valid & ~e3.null),
                      self.biases.r_addr.eq(bias_ptr),
                      self.biases.r_en.eq(e3.valid & e3.first)]
-        # E4, E5: the rows arrive; E6: the addend (masked, shifted by the plane; 0 without an
-        # event) registered.
-        e4, e5, e6 = Signal(ctl), Signal(ctl), Signal(ctl)
-        m.d.sync += [e4.eq(e3), e5.eq(e4), e6.eq(e5)]
+        # E4 .. E(3 + READ_LATENCY): the rows arrive; E5 after it: the rows registered as
+        # they are (nothing in series with the memory's read path); E6: the addend (masked,
+        # shifted by the plane; 0 without an event) registered.
+        stages = [e3]
+        for k in range(READ_LATENCY + 2):
+            stages.append(Signal(ctl, name=f"e{4 + k}"))
+            m.d.sync += stages[-1].eq(stages[-2])
+        e5, e6 = stages[-2], stages[-1]
+        row = Signal.like(self.weights.r_data)
+        bias = Signal.like(self.biases.r_data)
+        m.d.sync += [row.eq(self.weights.r_data), bias.eq(self.biases.r_data)]
         addend = Signal(data.ArrayLayout(signed(c.weight_bits + (1 << self._plane_bits) - 1),
                                          lanes))
-        row = self.weights.r_data
         for j in range(lanes):
             m.d.sync += addend[j].eq(Mux(e5.valid & e5.mask[j] & ~e5.null,
                                          row[j] << e5.plane, 0))
@@ -715,7 +722,7 @@ class ConvExecutor(wiring.Component):
             total = Signal(sum_shape, name=f"sum{j}")
             m.d.comb += total.eq(acc[j] + addend[j])
             m.d.sync += [fin[j].eq(total),
-                         acc[j].eq(Mux(start, self.biases.r_data[j], total))]
+                         acc[j].eq(Mux(start, bias[j], total))]
         # S1: in range of signed out_bits iff the bits from out_bits - 1 up are all equal; the
         # write's address and the lanes to zero (past out_channels) from the output counters
         # (down counters with registered "last" flags).

@@ -12,8 +12,9 @@ program loaded through its host port.
 
 Every memory has one read and one write port. Its clients are the host port (only while the
 sequencer is idle), the sequencer (program reads) and the executors that name it in their
-signature (only the one running). Each client's port is gated by its ownership and the gated
-ports are ORed, so an idle client may drive anything.
+signature (only the one running). Each client's port is gated by its ownership, the gated
+ports are ORed (an idle client may drive anything) and the OR is registered
+(:data:`~.ports.INPUT_STAGES`) before the memory.
 """
 
 import operator
@@ -122,8 +123,9 @@ class Accelerator(wiring.Component):
 
 
 def _arbitrate(m, name, memory, clients):
-    """Drive ``memory`` with the OR of its clients' ports, each gated by its ownership flag
-    (at most one client owns a memory at a time); every client sees the read data."""
+    """Drive ``memory`` with the registered OR of its clients' ports, each gated by its
+    ownership flag (at most one client owns a memory at a time); every client sees the read
+    data."""
     for field in ("r_addr", "r_en", "w_addr", "w_en", "w_data"):
         target = Value.cast(getattr(memory, field))
         gated = []
@@ -131,6 +133,6 @@ def _arbitrate(m, name, memory, clients):
             term = Signal(len(target), name=f"{name}_{field}_{k}")
             m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
             gated.append(term)
-        m.d.comb += target.eq(reduce(operator.or_, gated))
+        m.d.sync += target.eq(reduce(operator.or_, gated))      # ports.INPUT_STAGES
     for port, _ in clients:
         m.d.comb += port.r_data.eq(memory.r_data)

@@ -63,7 +63,7 @@ from spikeforge.contract.program import Command, Error, Memory, memory_map
 from spikeforge.contract.sizes import ceil_div
 
 from ..memory import RegisteredReadMemory
-from .ports import address_bits, memory_port
+from .ports import READ_LATENCY, address_bits, memory_port
 
 __all__ = ["HostPort", "control_signature", "BUFFER_BYTES", "crc16_step"]
 
@@ -385,15 +385,16 @@ class HostPort(wiring.Component):
         # Reads are issued at least word_len cycles apart, and only with room in the byte
         # FIFO for the whole word (`credit`: its free places not yet promised), so the word
         # register `word` shifts by a byte every cycle, unconditionally: it takes the read
-        # word 4 cycles after issue_word (the memory's r_data 3 cycles after, then `gather`)
-        # and hands out byte k in the k-th cycle after. No wide register depends on the
+        # word READ_LATENCY + 2 cycles after issue_word (the memory's r_data READ_LATENCY + 1
+        # cycles after, then `gather`) and hands out byte k in the k-th cycle after. No wide register depends on the
         # encoder's stalls.
         byte_fifo_depth = 2 * max_word_bytes + 8
         m.submodules.read_bytes = read_bytes = SyncFIFOBuffered(width=8, depth=byte_fifo_depth)
         raddr = Signal(addr_bits)
         words_to_issue = Signal(17)
         issue_more = Signal()               # words_to_issue != 0
-        mr1, mr2, mr3 = Signal(), Signal(), Signal()   # a read issued 1, 2, 3 cycles ago
+        mr = [Signal(name=f"mr{k + 1}") for k in range(READ_LATENCY + 2)]  # issued k + 1 ago
+        mr1, taken = mr[0], mr[-1]
         reading = Signal()
         gap = Signal(range(max_word_bytes))  # cycles until the next read may be issued
         gap_zero = Signal()
@@ -404,12 +405,12 @@ class HostPort(wiring.Component):
         word = Signal(8 * max_word_bytes)
         emit_left = Signal(range(max_word_bytes + 1))   # bytes of `word` still to hand out
         emitting = Signal()
-        # The word read arrives (mr3) into `gather`, an AND-OR of the memories' r_data with
-        # one-hot registered selects (a binary select of 1 of 8 would fan out to every bit's
-        # multiplexer), and from there (mr4) into `word`.
+        # The word read arrives (mr[READ_LATENCY]) into `gather`, an AND-OR of the r_data
+        # with one-hot registered selects (a binary select of 1 of 8 would fan out to every
+        # bit's multiplexer), and from there (`taken`) into `word`.
         load = [Signal(name=f"load_{memory.name.lower()}") for memory in _MEMORIES]
         gather = Signal(8 * max_word_bytes)
-        m.d.sync += [flag.eq(mr2 & (mem == k)) for k, flag in enumerate(load)]
+        m.d.sync += [flag.eq(mr[READ_LATENCY - 1] & (mem == k)) for k, flag in enumerate(load)]
         m.d.sync += gather.eq(reduce(operator.or_, [
             Mux(flag, Value.cast(port.r_data), 0) for flag, port in zip(load, ports)]))
         issue_word = Signal()
@@ -419,8 +420,7 @@ class HostPort(wiring.Component):
         # of the host port's logic adds to the memories' address and enable paths.
         for k, port in enumerate(ports):
             m.d.sync += [port.r_addr.eq(raddr), port.r_en.eq(issue_word & (mem == k))]
-        mr4 = Signal()
-        m.d.sync += [mr1.eq(issue_word), mr2.eq(mr1), mr3.eq(mr2), mr4.eq(mr3)]
+        m.d.sync += [mr1.eq(issue_word), *[mr[k].eq(mr[k - 1]) for k in range(1, len(mr))]]
         with m.If(issue_word):
             m.d.sync += [raddr.eq(raddr + 1), words_to_issue.eq(words_to_issue - 1),
                          issue_more.eq(words_to_issue != 1), gap.eq(word_len_m1),
@@ -432,8 +432,8 @@ class HostPort(wiring.Component):
         m.d.sync += popped.eq(read_bytes.r_en & read_bytes.r_rdy)
         m.d.sync += [credit.eq(credit - Mux(issue_word, word_len, 0) + popped),
                      credit_ok.eq(credit >= word_len)]
-        m.d.sync += word.eq(Mux(mr4, gather, word >> 8))
-        with m.If(mr4):
+        m.d.sync += word.eq(Mux(taken, gather, word >> 8))
+        with m.If(taken):
             m.d.sync += [emit_left.eq(word_len), emitting.eq(1)]
         with m.Elif(emitting):
             m.d.sync += [emit_left.eq(emit_left - 1), emitting.eq(emit_left != 1)]

@@ -4,12 +4,15 @@ configuration, the memory port every client (host port, sequencer, executors) dr
 control signature of an executor.
 
 Memory port (the client's view; the memory answers)
-    Read: with ``r_en`` high in cycle *c*, row ``r_addr`` appears on ``r_data`` in cycle
-    *c + 2* (:data:`READ_LATENCY`; :class:`~spikeforge.hdl.memory.RegisteredReadMemory` with its
-    output register always enabled) and stays there until the next read's data replaces it.
-    Write: with ``w_en`` high in cycle *c*, ``w_data`` is stored in row ``w_addr`` at the end of
-    *c*. A read of a row written in the same cycle returns the old or the new row (undefined);
-    clients never depend on it.
+    Every port input passes :data:`INPUT_STAGES` registers (the accelerator's, after the
+    clients are ORed) before the memory. Read: with ``r_en`` high in cycle *c*, row ``r_addr``
+    appears on ``r_data`` in cycle *c + 3* (:data:`READ_LATENCY`: the input register, then
+    :class:`~spikeforge.hdl.memory.RegisteredReadMemory` with its output register always
+    enabled) and stays there until the next read's data replaces it. Write: with ``w_en`` high
+    in cycle *c*, ``w_data`` is stored in row ``w_addr`` at the end of *c + 1*. Reads and
+    writes pass the same stages, so their order is the order the client issued them; a read
+    issued in the same cycle as a write of its row returns the old or the new row
+    (undefined); clients never depend on it.
 
 Executor (one per op family: conv, LIF, element-wise, attention)
     ``desc`` holds the current descriptor while ``busy``. ``start`` is a one-cycle pulse with
@@ -25,11 +28,16 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.contract.program import FIELDS, Memory, memory_map
 
-__all__ = ["READ_LATENCY", "descriptor_layout", "row_shape", "memory_port", "executor_signature",
+__all__ = ["INPUT_STAGES", "READ_LATENCY", "descriptor_layout", "row_shape", "memory_port", "executor_signature",
            "address_bits"]
 
-#: Cycles from a read's ``r_en`` to its row on ``r_data``.
-READ_LATENCY = 2
+#: Cycles from a client's port to the memory: the accelerator registers the arbitrated
+#: inputs of every memory (so no client's logic is in series with the wide OR and the routes
+#: to the block RAMs).
+INPUT_STAGES = 1
+#: Cycles from a read's ``r_en`` to its row on ``r_data``: the input stage, the memory's read
+#: register and its output register.
+READ_LATENCY = INPUT_STAGES + 2
 
 
 def descriptor_layout():

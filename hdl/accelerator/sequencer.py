@@ -17,18 +17,18 @@ RESET resets the sequencer and the executors (:class:`~.core.Accelerator` wraps 
 contents.
 
 Descriptor ``i`` is the 16 program words from ``i << 4``, fetched one per cycle into a shift
-register (``desc``): 18 cycles per descriptor.
+register (``desc``): ``16 + READ_LATENCY`` = 19 cycles per descriptor.
 """
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory as LibMemory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.contract.program import (DESCRIPTOR_SHIFT, DESCRIPTOR_WORDS, FORMAT_VERSION,
                                          PROGRAM_WORD_BITS, Error, Memory, Op, memory_map)
 from spikeforge.contract.sizes import ceil_div
 
+from ..memory import RegisteredReadMemory
 from .ports import READ_LATENCY, descriptor_layout, memory_port
 
 __all__ = ["Sequencer", "EXECUTOR_OPS"]
@@ -149,16 +149,13 @@ class Sequencer(wiring.Component):
         op_known = d.op <= max(Op)
 
         # -- cycle counters ------------------------------------------------------------------
-        m.submodules.counters = counters = LibMemory(shape=32, depth=slots, init=[])
-        count_w = counters.write_port()
-        count_r = counters.read_port(domain="sync")
+        # (block RAM read through its output register: the read is the host's, 2 cycles)
+        m.submodules.counters = counters = RegisteredReadMemory(shape=32, depth=slots)
         layer_cycles = Signal(32)
-        m.d.comb += [count_r.addr.eq(self.cycles_layer[:slot_bits]),
-                     count_r.en.eq(self.cycles_layer < slots)]
-        value = Signal(32)
-        m.d.sync += value.eq(count_r.data)
-        m.d.comb += self.cycles_value.eq(value)
-        m.d.comb += [count_w.addr.eq(index[:slot_bits]), count_w.data.eq(layer_cycles)]
+        m.d.comb += [counters.r_addr.eq(self.cycles_layer[:slot_bits]),
+                     counters.r_en.eq(self.cycles_layer < slots),
+                     self.cycles_value.eq(counters.r_data),
+                     counters.w_addr.eq(index[:slot_bits]), counters.w_data.eq(layer_cycles)]
 
         first = Signal(16)
         stop = Signal(16)
@@ -231,7 +228,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += self.active.eq(0)
                     m.next = "NEXT"
             with m.State("NEXT"):
-                m.d.comb += count_w.en.eq(1)
+                m.d.comb += counters.w_en.eq(1)
                 m.d.sync += layer_cycles.eq(0)
                 begin_fetch(index + 1)
                 m.next = "FETCH"
