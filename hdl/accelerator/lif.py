@@ -17,9 +17,10 @@ MEMORIES = ("values", "thresholds", "membranes", "spikes")
 _MAX_TAU_LOG2 = (1 << FIELD_BITS["tau_log2"]) - 1
 
 # The row of (t, n, g) is issued in cycle 0 (values read). Its stages, each ending in
-# registers: A1 (cycle 2, the values row arrives), A2 (3, the membrane row), B, C, D (6, the
-# thresholds row), E, F, G, H (10); the writes are issued in cycle 11 from H's registers.
-_COMPUTE_STAGES = 9
+# registers: A1 (cycle READ_LATENCY, the values row arrives), A2 (the membrane row), B, C, D
+# (the thresholds row), E, F, G1, G2, H; the writes are issued in the cycle after H from its
+# registers.
+_COMPUTE_STAGES = 10
 #: Cycles from a row's values read to its membrane and spike writes.
 WRITE_DELAY = READ_LATENCY + _COMPUTE_STAGES
 # Cycles after the values read that the membrane and the thresholds rows are read.
@@ -356,12 +357,13 @@ class LifExecutor(wiring.Component):
             # (then >= 0: it saturates iff a bit from M - 1 up is set; half of that check).
             # theta << F past wt bits is beyond every H: S is its sign, and a soft reset (only
             # for a negative theta then) saturates high.
-            diff = Signal(signed(wt + 1), name=f"diff{lane}")
-            m.d.comb += diff.eq(f_h - f_t)
-            g_s = reg("g_s", Mux(f_ot, f_st, ~diff[-1]))
+            # G1 the difference alone (its carry chain is a stage's worth), G2 the rest.
+            diff = reg("g1_diff", f_h - f_t, signed(wt + 1))
+            g1_ot, g1_st, g1_h = reg("g1_ot", f_ot), reg("g1_st", f_st), reg("g1_h", f_h)
+            g_s = reg("g_s", Mux(g1_ot, g1_st, ~diff[-1]))
             g_hq = reg("g_hq", quads(diff[:wt] & mask_m[:wt]))
-            g_ot = reg("g_ot", f_ot)
-            g_hs, g_h = reg("g_hs", diff[:mc], signed(mc)), reg("g_h", f_h)
+            g_ot = reg("g_ot", g1_ot)
+            g_hs, g_h = reg("g_hs", diff[:mc], signed(mc)), reg("g_h", g1_h)
             # H: the membrane after the reset; the spike (0 past out_channels).
             after = Mux(soft, Mux(g_ot | g_hq.any(), hi, g_hs), 0)
             m.d.comb += [
