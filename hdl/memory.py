@@ -95,7 +95,8 @@ class RegisteredReadMemory(wiring.Component):
     style : {"distributed", "block"}
         LUT RAM or block RAM (see above and :data:`RAM_STYLES`).
     attrs : dict or None
-        Attributes of the behavioural ``Memory`` (e.g. ``{"ram_style": "block"}``).
+        Attributes of the behavioural ``Memory`` (e.g. ``{"ram_style": "block"}``);
+        ``style="distributed"`` adds ``ram_style = "distributed"`` unless given.
 
     Members
     -------
@@ -122,6 +123,9 @@ class RegisteredReadMemory(wiring.Component):
             raise ValueError(f"init must have at most depth ({depth}) rows, not "
                              f"{len(self._init)}")
         self._attrs = dict(attrs or {})
+        if self._style == "distributed":
+            # Yosys would otherwise fold the address register into a block RAM's read port
+            self._attrs.setdefault("ram_style", "distributed")
         super().__init__({
             "w_addr": In(range(depth)), "w_data": In(shape), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "o_en": In(1, init=1),

@@ -110,7 +110,7 @@ class AttentionExecutor(wiring.Component):
 
         Rows of the KV scratch not written in the current step read as 0 (no clearing pass).
         The head of every channel is set by a counter at the start (``C`` cycles, overlapped
-        with the first K phase). Between phases the event pipeline drains (5 cycles).
+        with the first K phase). Between phases the event pipeline drains (6 cycles).
 
     Cycles (``busy``), per step
         V1 about ``N * max(3W, W + W_out)`` (reads: ``2W`` K/V + ``W`` Q per token); product
@@ -519,7 +519,12 @@ class AttentionExecutor(wiring.Component):
         # -- phase control ---------------------------------------------------------------------
         with m.If(pop):
             sync += c_left.eq(c_left - 1)
-        with m.If((c_left == 0) & ~c_fin & (~product | s_drained)):
+        # The phase ends the cycle after its last token is consumed (and, product, drained):
+        # `turn` is a register, so its wide fan-out (the mask and the written flags) starts
+        # at a flip-flop.
+        turn = Signal()
+        sync += turn.eq((c_left == 0) & ~c_fin & (~product | s_drained) & ~turn & ~start)
+        with m.If(turn):
             with m.If(~c_q):
                 sync += [c_q.eq(1), c_left.eq(n_m1 + 1)]
             with m.Elif(c_t == t_m1):

@@ -425,7 +425,7 @@ class ConvExecutor(wiring.Component):
             pass
         ring = R()
         m.submodules.ring = ring.memory = LibMemory(shape=self._stored, depth=RING_DEPTH,
-                                                    init=[])
+                                                    init=[], attrs={"ram_style": "distributed"})
         record = data.StructLayout({"start": unsigned(pb + 1), "last": unsigned(pb + 1),
                                     "empty": 1, "single": 1, "glast": 1})
         m.submodules.records = records = Queue(shape=record, depth=RECORD_DEPTH)
