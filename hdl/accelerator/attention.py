@@ -300,7 +300,9 @@ class AttentionExecutor(wiring.Component):
         c_q, c_fin = Signal(), Signal()
         c_left = Signal(_field("in_tokens") + 1)
         c_t = Signal(_field("steps"))
-        can_pop = (filled != 0) & (c_left != 0) & ~c_fin
+        # registered flags of the counters (the pop decision fans out to the wide registers)
+        q_any, c_any = Signal(), Signal()               # filled != 0, c_left != 0
+        can_pop = q_any & c_any & ~c_fin
 
         # -- product S0 state (the scanner), needed by the pop condition ------------------------
         sbits_, svec = Signal(VW), Signal(VW)
@@ -345,11 +347,11 @@ class AttentionExecutor(wiring.Component):
                 sync += [v1_out.eq(head.a & mask), v1_busy.eq(1), v1_w.eq(0)]
         with m.If(pop):
             sync += rptr.eq(Mux(rptr == TOKEN_SLOTS - 1, 0, rptr + 1))
-        sync += [filled.eq(filled + rdy - pop),
+        sync += [filled.eq(filled + rdy - pop), q_any.eq(rdy | Mux(pop, filled > 1, q_any)),
                  reserved.eq(reserved + (issue & first_word) - pop)]
         with m.If(start):
             sync += [v1_busy.eq(0), v1_w.eq(0), mask.eq(0),
-                     wptr.eq(0), rptr.eq(0), filled.eq(0), reserved.eq(0)]
+                     wptr.eq(0), rptr.eq(0), filled.eq(0), q_any.eq(0), reserved.eq(0)]
 
         # -- product S0: scan the token's K (or Q) spikes, lowest first, one item per cycle ----
         m.submodules.scan = scan = _Spikes(VW, block)
@@ -518,24 +520,25 @@ class AttentionExecutor(wiring.Component):
 
         # -- phase control ---------------------------------------------------------------------
         with m.If(pop):
-            sync += c_left.eq(c_left - 1)
+            sync += [c_left.eq(c_left - 1), c_any.eq(c_left != 1)]
         # The phase ends the cycle after its last token is consumed (and, product, drained):
         # `turn` is a register, so its wide fan-out (the mask and the written flags) starts
         # at a flip-flop.
         turn = Signal()
-        sync += turn.eq((c_left == 0) & ~c_fin & (~product | s_drained) & ~turn & ~start)
+        sync += turn.eq(~c_any & ~c_fin & (~product | s_drained) & ~turn & ~start)
         with m.If(turn):
             with m.If(~c_q):
-                sync += [c_q.eq(1), c_left.eq(n_m1 + 1)]
+                sync += [c_q.eq(1), c_left.eq(n_m1 + 1), c_any.eq(1)]
             with m.Elif(c_t == t_m1):
                 sync += c_fin.eq(1)
             with m.Else():
-                sync += [c_q.eq(0), c_t.eq(c_t + 1), c_left.eq(n_m1 + 1), mask.eq(0),
-                         written.eq(0)]
+                sync += [c_q.eq(0), c_t.eq(c_t + 1), c_left.eq(n_m1 + 1), c_any.eq(1),
+                         mask.eq(0), written.eq(0)]
         # No tokens or no steps: nothing to read or write.
         empty = (d.in_tokens == 0) | (d.steps == 0)
         with m.If(start):
-            sync += [c_q.eq(0), c_fin.eq(empty), c_left.eq(d.in_tokens), c_t.eq(0)]
+            sync += [c_q.eq(0), c_fin.eq(empty), c_left.eq(d.in_tokens),
+                     c_any.eq(d.in_tokens != 0), c_t.eq(0)]
             with m.If(empty):
                 sync += r_active.eq(0)
 

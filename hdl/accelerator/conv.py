@@ -440,11 +440,16 @@ class ConvExecutor(wiring.Component):
         flight = READ_LATENCY + 3
         v = [Signal(name=f"v{i}") for i in range(1, flight + 1)]
         mt = [Signal(meta, name=f"m{i}") for i in range(1, flight + 1)]
+        # room: the ring's entries and the reads in flight (each may become an entry and close
+        # a record), from registers one cycle old, leave space for the reads issued while
+        # room is that old (two) and the next one.
         room = Signal()
         used = Signal(pb + 1)
-        m.d.comb += used.eq(ring.wr - ring.base)
-        m.d.sync += room.eq((used + sum(v) <= RING_DEPTH - 3) &
-                            (records.level + sum(v) <= RECORD_DEPTH - 3))
+        flying = Signal(range(flight + 1))
+        levels = Signal.like(records.level)
+        m.d.sync += [used.eq(ring.wr - ring.base), flying.eq(sum(v)), levels.eq(records.level)]
+        m.d.sync += room.eq((used + flying <= RING_DEPTH - 4) &
+                            (levels + flying <= RECORD_DEPTH - 4))
         issue = Signal()
         m.d.comb += issue.eq(cur & room)
 
