@@ -31,7 +31,8 @@ from .report import (overflows, read_stat, unit_cells, register_bits, resources,
                      critical_path)
 from .wrapper import OutOfContext, DUT_NAME
 
-__all__ = ["SynthResult", "SynthesisError", "DoesNotFit", "synthesize", "tool_versions"]
+__all__ = ["SynthResult", "SynthesisError", "DoesNotFit", "synthesize", "synthesize_component",
+           "tool_versions"]
 
 # A unit whose synthesized flip-flops fall below this share of its RTL register bits has probably
 # lost logic to optimization: the result is flagged, not trusted.
@@ -234,24 +235,42 @@ def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True,
     SynthesisError, DoesNotFit
         A tool failed, or the design does not fit the device.
     """
-    from amaranth.back import rtlil
-    from spikeforge.verif.toolchain import setup_environment
     from spikeforge.verif.units import get_unit
 
-    say = log or (lambda text: None)
     dev = get_device(device)
     unit = get_unit(unit_name)
     resolved = unit.resolve(params)
+    _check_run(dev, freq, seed)
+    return synthesize_component(unit.name, lambda: unit.build(params), params=resolved,
+                                device=device, freq=freq, seed=seed, cache=cache, log=log,
+                                build_root=build_root)
+
+
+def _check_run(dev, freq, seed):
     freq = float(dev.default_freq if freq is None else freq)
     if not freq > 0:
         raise ValueError(f"freq must be a positive frequency in MHz, not {freq!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an integer, not {seed!r}")
+    return freq
+
+
+def synthesize_component(name, build, *, params, device, freq=None, seed=1, cache=True,
+                         log=None, build_root=None):
+    """:func:`synthesize` for any component: ``build()`` returns it (called once), ``name``
+    names the run (``build/synth/<name>/``) and the result's ``unit``, ``params`` are recorded
+    in the result. Raises as :func:`synthesize` (but no unit lookup)."""
+    from amaranth.back import rtlil
+    from spikeforge.verif.toolchain import setup_environment
+
+    say = log or (lambda text: None)
+    dev = get_device(device)
+    freq = _check_run(dev, freq, seed)
     tools = tool_versions()
 
     setup_environment()
     started = time.monotonic()
-    component = unit.build(params)
+    component = build()
     wrapper = OutOfContext(component)
     # The RTLIL (without source locations) is the whole input of the tools: key the cache on it.
     design = rtlil.convert(wrapper, name="top", emit_src=False,
@@ -260,10 +279,10 @@ def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True,
         "design": hashlib.sha256(design.encode()).hexdigest(), "device": dev.name,
         "freq": freq, "seed": seed, "flow": _flow_digest(), "tools": tools},
         sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(build_root or _build_root()) / unit.name / f"{dev.name}-{key}"
+    folder = Path(build_root or _build_root()) / name / f"{dev.name}-{key}"
     run_path = folder / "run.json"
     if not (cache and run_path.exists()):
-        _run_tools(folder, design, dev, unit.name, freq, seed, say, started)
+        _run_tools(folder, design, dev, name, freq, seed, say, started)
     run = json.loads(run_path.read_text())
 
     # Figures are read from the tools' own outputs each time (cheap), so a change to the report
@@ -283,7 +302,7 @@ def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True,
         warnings.append(f"{figures['dsp']} DSP blocks: a multiplier was inferred")
 
     result = SynthResult(
-        unit=unit.name, params=resolved, device=dev.name, part=dev.part,
+        unit=name, params=params, device=dev.name, part=dev.part,
         speed_grade=dev.speed_grade, **figures, fmax_mhz=fmax(report), freq_target_mhz=freq,
         seed=seed, critical_path=critical_path(report), seconds=run["seconds"],
         rtl_ff_bits=rtl_ff, cells=cells, placed=placed(report),

@@ -36,11 +36,13 @@ from .lif import LifExecutor
 from .ports import row_shape
 from .sequencer import Sequencer
 
-__all__ = ["Accelerator", "EXECUTORS"]
+__all__ = ["Accelerator", "EXECUTORS", "PARTS", "build_part"]
 
 #: Executor name (the keys of :data:`~.sequencer.EXECUTOR_OPS`) → its class.
 EXECUTORS = {"conv": ConvExecutor, "lif": LifExecutor, "elementwise": ElementwiseExecutor,
              "attention": AttentionExecutor}
+#: The parts of the design that elaborate alone (``spikeforge synth parts``).
+PARTS = ("host", "sequencer", *EXECUTORS)
 
 # Memories kept in LUT RAM (small); the rest are block RAM.
 _DISTRIBUTED = ("scores",)
@@ -66,9 +68,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, config=DEFAULT_CONFIG):
-        if not isinstance(config, str) or config not in CONFIGS:
-            raise ValueError(f"config must be one of {', '.join(CONFIGS)}, not {config!r}")
-        self._config = get_config(config)
+        self._config = _checked_config(config)
         self._executors = {name: cls(self._config) for name, cls in EXECUTORS.items()}
         super().__init__({
             "i": In(stream.Signature(8)), "o": Out(stream.Signature(8)),
@@ -81,8 +81,7 @@ class Accelerator(wiring.Component):
         m = Module()
         c = self._config
         m.submodules.host = host = HostPort(c)
-        attention_channels = getattr(self._executors["attention"], "max_channels", None)
-        seq = Sequencer(c, attention_channels=attention_channels)
+        seq = _sequencer(c, self._executors["attention"])
         m.submodules.sequencer = ResetInserter(host.control.reset)(seq)
         wiring.connect(m, wiring.flipped(self.i), host.i)
         wiring.connect(m, host.o, wiring.flipped(self.o))
@@ -120,6 +119,31 @@ class Accelerator(wiring.Component):
                     clients.append((getattr(executor, name), seq.active[k]))
             _arbitrate(m, name, memory, clients)
         return m
+
+
+def _checked_config(config):
+    if not isinstance(config, str) or config not in CONFIGS:
+        raise ValueError(f"config must be one of {', '.join(CONFIGS)}, not {config!r}")
+    return get_config(config)
+
+
+def _sequencer(config, attention):
+    return Sequencer(config, attention_channels=getattr(attention, "max_channels", None))
+
+
+def build_part(config, name):
+    """Part ``name`` (one of :data:`PARTS`) of the accelerator of configuration ``config`` (a
+    name of :data:`~spikeforge.contract.configs.CONFIGS`), as the accelerator builds it, without
+    the memories and the rest of the design (its ports are the part's own); ``ValueError``
+    naming ``part`` or ``config`` otherwise."""
+    if name not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, not {name!r}")
+    c = _checked_config(config)
+    if name == "host":
+        return HostPort(c)
+    if name == "sequencer":
+        return _sequencer(c, AttentionExecutor(c))
+    return EXECUTORS[name](c)
 
 
 def _arbitrate(m, name, memory, clients):

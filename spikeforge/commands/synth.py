@@ -8,8 +8,9 @@ import click
 
 from ..errors import UserError, as_user_error
 from ..progress import progress_bar
-from .common import (SEED, Number, OutputFile, atomic_output, check_unit, emit, json_option,
-                     literal_value, param_option)
+from .common import (SEED, Number, OutputFile, atomic_output, check_unit, echo_table, emit,
+                     json_option, literal_value, param_option)
+from .compile import config_option
 
 DEVICE_NAMES = ("ecp5-25k", "ecp5-45k", "ecp5-85k", "ice40-up5k")
 BOARD_NAMES = ("ulx3s-85f", "icebreaker")
@@ -38,6 +39,7 @@ def command():
 
     \b
     spikeforge synth UNIT --device ecp5-85k [--param N=V] [--freq MHZ] [--seed S] [--json]
+    spikeforge synth parts [--config NAME]   each part of the accelerator alone
     spikeforge synth table        regenerate docs/resources.md (every unit, ECP5-85 and iCE40)
     spikeforge synth baseline     compare with the stored QoR baselines (--update to store)
     spikeforge synth sweep UNIT --over lanes=4,8,16   how the figures scale
@@ -105,6 +107,50 @@ def unit_command(unit, device, params, freq, seed, no_cache, as_json):
         click.echo(f"whole design placed (unit + wrapper): {result.placed}")
     for warning in result.warnings:
         click.echo(f"spikeforge: warning: {warning}", err=True)
+
+
+@command.command("parts")
+@config_option
+@click.option("--part", "-p", "parts", multiple=True,
+              help="Parts (repeatable) [default: host, sequencer and every executor].")
+@click.option("--device", "-d", type=click.Choice(DEVICE_NAMES), default="ecp5-85k",
+              show_default=True, help="Target device.")
+@click.option("--freq", type=FREQUENCY, default=None, help="nextpnr target frequency in MHz.")
+@click.option("--seed", type=SEED, default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--no-cache", is_flag=True, help="Run the tools even where identical runs exist.")
+@json_option
+def parts_command(config_name, parts, device, freq, seed, no_cache, as_json):
+    """Synthesize each part of the accelerator alone (host port, sequencer, executors; no
+    memories), out of context like a unit: where its LUTs go and which part limits Fmax."""
+    from spikeforge.hdl.accelerator.core import PARTS, build_part
+    from spikeforge.synth.flow import synthesize_component, SynthesisError
+    from spikeforge.synth.report import describe_path
+    unknown = [name for name in parts if name not in PARTS]
+    if unknown:
+        raise UserError(f"unknown part {unknown[0]!r} (parts: {', '.join(PARTS)})")
+    rows = []
+    bar = progress_bar(total=len(parts or PARTS), show=not as_json, unit="part")
+    try:
+        for name in parts or PARTS:
+            bar.set_postfix_str(name)
+            with as_user_error():
+                result = synthesize_component(
+                    f"accelerator-{name}", lambda: build_part(config_name, name),
+                    params={"config": config_name, "part": name}, device=device, freq=freq,
+                    seed=seed, cache=not no_cache)
+            figures = _figures(result)          # its "device" is the device's part number
+            rows.append({"part": name, **{k: v for k, v in figures.items() if k != "part"}})
+            bar.update()
+    except SynthesisError as exc:
+        raise UserError(str(exc).splitlines()[0])
+    finally:
+        bar.close()
+    if as_json:
+        emit({"config": config_name, "device": device, "parts": rows}, True)
+        return
+    echo_table(["part", "LUT", "FF", "EBR", "DSP", "Fmax MHz", "critical path"],
+               [[r["part"], r["lut"], r["ff"], r["bram"], r["dsp"], r["fmax_mhz"],
+                 describe_path(r["critical_path"])] for r in rows], align="lrrrrrl")
 
 
 @command.command("table")
