@@ -18,6 +18,8 @@ MEMORIES = ("spikes", "values", "scores")
 # Registers from a read's issue to its output write: the memory's latency, then A (data,
 # gathered lane), B (accumulate), C (range check), D (saturate, mask: the write's registers).
 _STAGES = 4
+# Copies of ~hi, each to a few lanes (at most READ_LATENCY + 2: see stage C).
+_COPIES = 4
 #: Cycles from an output's last read to its (first) write.
 WRITE_DELAY = READ_LATENCY + _STAGES
 #: Cycles from start to the first read (the descriptor's set-up).
@@ -26,6 +28,12 @@ SETUP_CYCLES = 3
 # Widest loop count of any level: tokens (14-bit field) is the largest.
 _COUNT_BITS = max(FIELD_BITS[f] for f in ("in_steps", "in_tokens", "lane_groups",
                                           "in_plane_words", "in_channels"))
+
+
+def _below(value, width):
+    """The thermometer code of ``value``: bit ``i < width`` is ``i < value``. A shift of a
+    constant (LUTs), where a comparison with ``i`` would become a carry chain."""
+    return ~(Const((1 << width) - 1, width) << value)[:width]
 
 
 def _power_of_two(name, value):
@@ -163,13 +171,13 @@ class ElementwiseExecutor(wiring.Component):
             return SETUP_CYCLES + 1
         writes = d["out_bits"] if spikes else 1
         issue = (outputs - 1) * max(reads, writes) + reads
-        return SETUP_CYCLES - 1 + issue + WRITE_DELAY + max(writes, 1)
+        gather = op == Op.READOUT and n != 1                # a cycle more to place the lane
+        return SETUP_CYCLES - 1 + issue + WRITE_DELAY + gather + max(writes, 1)
 
     def elaborate(self, platform):
         m = Module()
         c = self._config
         lanes, word_bits = c.lanes, c.word_bits
-        lane_bits = (lanes - 1).bit_length()
         specs = memory_map(c)
         d = self.desc
         sp, vp, op_ = self.spikes, self.values, self.scores
@@ -182,8 +190,9 @@ class ElementwiseExecutor(wiring.Component):
         cnt = unsigned(_COUNT_BITS)
 
         # -- set-up: three cycles after start (s1, s2, s3), registered stage by stage --------
-        # s1: the op's flags from the descriptor; s2: the loop nest (counts, strides, limits);
-        # s3: counts - 1 and their zero flags, the counters. desc is stable while busy.
+        # s1: the op's flags from the descriptor; s2: the loop nest (counts and their zero
+        # flags, strides, limits); s3: counts - 1 and their one flags, the counters, the
+        # saturation width. desc is stable while busy.
         running = Signal()
         s1, s2, s3 = Signal(), Signal(), Signal()
         m.d.comb += self.busy.eq(running)
@@ -195,7 +204,15 @@ class ElementwiseExecutor(wiring.Component):
         f_membrane = Signal()       # ADD mode MEMBRANE
         two = f_add                 # ADD: operands a and b
         dst = Signal(3)
+        # count fields that are 0 (for the empty check)
+        z = {f: Signal(name=f"z_{f}") for f in ("in_steps", "in_tokens", "in_plane_words",
+                                                 "lane_groups", "in_channels", "in_bits",
+                                                 "b_bits")}
+        ob_many, ob_two, ob_zero = Signal(), Signal(), Signal()    # out_bits > 1, == 2, == 0
         with m.If(s1):
+            m.d.sync += [z[f].eq(getattr(d, f) == 0) for f in z]
+            m.d.sync += [ob_many.eq(d.out_bits[1:].any()), ob_two.eq(d.out_bits == 2),
+                         ob_zero.eq(d.out_bits == 0)]
             m.d.sync += [
                 f_add.eq(d.op == Op.ADD), f_sum.eq(d.op == Op.SUM_TOKENS),
                 f_readout.eq(d.op == Op.READOUT), spikes.eq(d.src_mem == Memory.SPIKES),
@@ -206,44 +223,55 @@ class ElementwiseExecutor(wiring.Component):
 
         signed_sat = Signal()
         counts = [Signal(cnt, name=f"count{i}") for i in range(3)]    # read loop counts
+        zero = Signal(5)                                  # a count (or planes_a, planes_b) is 0
         wcounts = [Signal(cnt, name=f"wcount{i}") for i in range(4)]  # write loop counts
         sa = [Signal(abits, name=f"sa{i}") for i in range(3)]    # a's strides
         sbs = [Signal(abits, name=f"sb{i}") for i in range(3)]   # b's strides
         wst = [Signal(abits, name=f"wst{i}") for i in range(4)]  # write strides
-        planes_a = Signal(range(planes_max + 1))
-        planes_b = Signal(range(planes_max + 1))
+        rem_a = Signal(planes_max)                                # a's planes, thermometer
+        rem_b = Signal(planes_max)                                # b's
         pw = Signal(abits)                                        # plane stride
         jw = Signal(FIELD_BITS["out_bits"])                       # writes per output
         jw_many = Signal()                                        # jw > 1
         jw_any = Signal()                                         # jw > 0
-        ob = Signal(range(max(sb, ws) + 1))                      # effective saturation bits
+        jw_two = Signal()                                         # jw == 2
         mask_c = Signal(range(max(lanes, word_bits)))            # channels mod lanes/word
-        steps = Mux(f_once, 1, d.in_steps)
+        sgn = Mux(f_add, f_membrane, ~spikes)                     # signed_sat, in s2
+        steps, steps_z = Mux(f_once, 1, d.in_steps), ~f_once & z["in_steps"]
         inner = Mux(spikes, d.in_plane_words, d.lane_groups)
+        inner_z = Mux(spikes, z["in_plane_words"], z["lane_groups"])
+
+        def loop(*levels):                  # the read loops' (count, is 0), outermost first
+            return ([counts[i].eq(v) for i, (v, _) in enumerate(levels)]
+                    + [zero[i].eq(v_z) for i, (_, v_z) in enumerate(levels)])
         with m.If(s2):
             m.d.sync += [
-                signed_sat.eq(Mux(f_add, f_membrane, ~spikes)),
-                planes_a.eq(Mux(spikes, d.in_bits, 1)),
-                planes_b.eq(Mux(spikes & f_add, d.b_bits, 1)),
+                signed_sat.eq(sgn),
+                rem_a.eq(_below(Mux(spikes, d.in_bits, 1), planes_max)),
+                rem_b.eq(_below(Mux(spikes & f_add, d.b_bits, 1), planes_max)),
+                zero[3].eq(spikes & z["in_bits"]), zero[4].eq(spikes & f_add & z["b_bits"]),
                 pw.eq(d.in_plane_words), jw.eq(Mux(spikes, d.out_bits, 1)),
-                jw_many.eq(spikes & (d.out_bits > 1)),
-                jw_any.eq(~spikes | (d.out_bits != 0)),
+                jw_many.eq(spikes & ob_many), jw_two.eq(spikes & ob_two),
+                jw_any.eq(~spikes | ~ob_zero),
                 mask_c.eq(Mux(f_readout, d.out_channels, d.in_channels)),
             ]
             with m.If(f_add):
-                m.d.sync += [counts[0].eq(steps), counts[1].eq(d.in_tokens), counts[2].eq(inner),
-                             sa[0].eq(d.a_step), sa[1].eq(d.a_token), sa[2].eq(1),
+                m.d.sync += loop((steps, steps_z), (d.in_tokens, z["in_tokens"]),
+                                 (inner, inner_z))
+                m.d.sync += [sa[0].eq(d.a_step), sa[1].eq(d.a_token), sa[2].eq(1),
                              sbs[0].eq(d.b_step), sbs[1].eq(d.b_token), sbs[2].eq(1)]
             with m.Elif(f_sum):
-                m.d.sync += [counts[0].eq(steps), counts[1].eq(inner), counts[2].eq(d.in_tokens),
-                             sa[0].eq(d.a_step), sa[1].eq(1), sa[2].eq(d.a_token)]
+                m.d.sync += loop((steps, steps_z), (inner, inner_z),
+                                 (d.in_tokens, z["in_tokens"]))
+                m.d.sync += [sa[0].eq(d.a_step), sa[1].eq(1), sa[2].eq(d.a_token)]
             with m.Elif(gather):
-                m.d.sync += [counts[0].eq(d.in_channels), counts[1].eq(d.in_tokens),
-                             counts[2].eq(steps),
-                             sa[0].eq(0), sa[1].eq(d.a_token), sa[2].eq(d.a_step)]
+                # level 0 (channel c) steps one row after the last lane: sa[0] follows c
+                m.d.sync += loop((d.in_channels, z["in_channels"]),
+                                 (d.in_tokens, z["in_tokens"]), (steps, steps_z))
+                m.d.sync += [sa[0].eq(lanes == 1), sa[1].eq(d.a_token), sa[2].eq(d.a_step)]
             with m.Else():
-                m.d.sync += [counts[0].eq(1), counts[1].eq(d.lane_groups), counts[2].eq(steps),
-                             sa[0].eq(0), sa[1].eq(1), sa[2].eq(d.a_step)]
+                m.d.sync += loop((1, 0), (d.lane_groups, z["lane_groups"]), (steps, steps_z))
+                m.d.sync += [sa[0].eq(0), sa[1].eq(1), sa[2].eq(d.a_step)]
             # writes: (t, n, g | w, plane j)
             m.d.sync += [
                 wcounts[0].eq(Mux(f_readout, 1, steps)), wcounts[1].eq(Mux(f_add, d.in_tokens, 1)),
@@ -252,143 +280,146 @@ class ElementwiseExecutor(wiring.Component):
                 wst[0].eq(d.dst_step), wst[1].eq(d.dst_token), wst[2].eq(1),
                 wst[3].eq(d.out_plane_words),
             ]
-            # saturation width: out_bits, at most the destination's (unsigned values: one less)
-            cap = Mux(spikes, ws, Mux(dst == Memory.SCORES, sb, vb)
-                      - (~Mux(f_add, f_membrane, 1)))
-            m.d.sync += ob.eq(Mux(d.out_bits > cap, cap, d.out_bits))
 
-        nm = [Signal(cnt, name=f"nm{i}") for i in range(3)]      # loop counts - 1
-        nm_z = Signal(3)                                          # ... are 0
-        mm = [Signal(cnt, name=f"mm{i}") for i in range(4)]      # write counts - 1
-        mm_z = Signal(4)
-        pa_m1, pb_m1 = Signal.like(planes_a), Signal.like(planes_b)   # planes - 1
-        pa_z, pb_z = Signal(), Signal()                           # one plane
-        empty = Signal()
+        # Loop counters count down the iterations left after the current one, minus 1: the
+        # sign is "the last iteration", no comparator. nm, mm: their reload values, count - 2.
+        ctr = signed(_COUNT_BITS + 1)
+        nm = [Signal(ctr, name=f"nm{i}") for i in range(3)]
+        mm = [Signal(ctr, name=f"mm{i}") for i in range(4)]
         with m.If(s3):
-            m.d.sync += [nm[i].eq(counts[i] - 1) for i in range(3)]
-            m.d.sync += [nm_z[i].eq(counts[i] == 1) for i in range(3)]
-            m.d.sync += [mm[i].eq(wcounts[i] - 1) for i in range(4)]
-            m.d.sync += [mm_z[i].eq(wcounts[i] == 1) for i in range(4)]
-            m.d.sync += [pa_m1.eq(planes_a - 1), pb_m1.eq(planes_b - 1),
-                         pa_z.eq(planes_a == 1), pb_z.eq(planes_b == 1)]
-            m.d.sync += empty.eq(Cat(*(n == 0 for n in counts), planes_a == 0,
-                                     planes_b == 0).any())
+            m.d.sync += [nm[i].eq(counts[i] - 2) for i in range(3)]
+            m.d.sync += [mm[i].eq(wcounts[i] - 2) for i in range(4)]
 
-        # Limits from ob, registered in the cycles after set-up (the first use is in stage C):
-        # hi = 2**k - 1 and lo = -2**k (signed, k = ob - 1) or 0 (unsigned, k = ob) are
-        # thermometer codes of k, no carry chain.
+        # The limits, set in s2: hi = 2**k - 1 and lo = -2**k (signed) or 0 (unsigned), k = ob - 1
+        # (signed) or ob, ob = min(out_bits, cap), cap the destination's element bits
+        # (unsigned values: one less). As thermometer codes of k = min(out_bits - signed,
+        # cap - signed) (at least 0): hi = below(out_bits - signed) & below(cap - signed).
         wl = max(sb, ws) + 1
-        k = Signal.like(ob)
         hi = Signal(signed(wl))
         lo = Signal(signed(wl))
-        m.d.sync += k.eq(Mux(signed_sat & (ob != 0), ob - 1, ob))
-        m.d.sync += [hi[i].eq(i < k) for i in range(wl)]
-        m.d.sync += [lo[i].eq(signed_sat & (i >= k)) for i in range(wl)]
-        # Valid lanes / bits of the last lane group / word column (0: all).
+        ones = lambda n: (1 << n) - 1                             # noqa: E731
+        below_ob = _below(d.out_bits, wl + 1)
+        below_ob = Mux(sgn, below_ob[1:], below_ob[:wl])
+        below_cap = Mux(spikes, Mux(sgn, ones(ws - 1), ones(ws)),
+                        Mux(dst == Memory.SCORES, ones(sb - 1), ones(vb - 1)))
+        with m.If(s2):
+            m.d.sync += [hi.eq(below_ob & below_cap), lo.eq(Mux(sgn, ~(below_ob & below_cap), 0))]
+        # Valid lanes / bits of the last lane group / word column (0: all), registered twice
+        # (static; the second register for the far end).
         lane_mask = Signal(lanes)
         bit_mask = Signal(word_bits)
-        m.d.sync += [lane_mask[l].eq((mask_c[:lane_bits] == 0) | (l < mask_c[:lane_bits]))
-                     for l in range(lanes)]
-        wbits = (word_bits - 1).bit_length()
-        m.d.sync += [bit_mask[b].eq((mask_c[:wbits] == 0) | (b < mask_c[:wbits]))
-                     for b in range(word_bits)]
+        for mask, n in ((lane_mask, lanes), (bit_mask, word_bits)):
+            last, near = mask_c[:(n - 1).bit_length()], Signal(n)
+            m.d.sync += [near.eq(Mux(last == 0, ones(n), _below(last, n))), mask.eq(near)]
 
         # -- issue: the loop nest, one read per cycle ---------------------------------------
-        # Down-counters carry a registered "is 0" flag, so the loop conditions are flops.
-        r = [Signal(cnt, name=f"r{i}") for i in range(3)]         # remaining iterations
-        r_z = [Signal(name=f"r{i}_z") for i in range(3)]
+        # Every condition is a flop: the loop counters' signs, the planes left as a thermometer
+        # code (rem), the read's "last of its position" (advance), the next cycle's issue.
+        r = [Signal(ctr, name=f"r{i}") for i in range(3)]          # loop counters
+        r_z = [x[-1] for x in r]                                  # ... at the last iteration
         pa = [Signal(abits, name=f"pa{i}") for i in range(3)]     # a's pointers per level
         pb = [Signal(abits, name=f"pb{i}") for i in range(3)]
-        first2 = Signal()                                         # level 2 at iteration 0
         opsel = Signal()                                          # reading b
-        kr = Signal.like(pa_m1)                                   # planes left after this
-        kr_z = Signal()
+        rem = Signal(planes_max)                                  # planes left, this one too
+        advance = Signal()                                        # the position's last read
         oh = Signal(planes_max)                                   # one-hot plane
         addr = Signal(abits)
-        c_lane = Signal(max(lane_bits, 1))                        # gather: c % lanes
-        k_lane = Signal(max(lane_bits, 1))                        # gather: k % lanes
-        issued = Signal()                                         # the last read went out
+        c_oh = Signal(lanes)                                      # gather: c % lanes, one-hot
+        k_oh = Signal(lanes)                                      # gather: k % lanes, one-hot
         cooldown = Signal(FIELD_BITS["out_bits"])
         cooling = Signal()                                        # cooldown != 0
+        cd_one = Signal()                                         # cooldown == 1
+        # Decided the cycle before, from registers: the read's enable and its position flags.
+        issue = Signal()                                          # a read goes out (addr)
+        active = Signal()                                         # reads remain after set-up
+        out_first = Signal()                                      # the read is an output's first
+        r_en_v, r_en_s = Signal(), Signal()                       # issue, per memory
 
+        plane_last = ~rem[1]
+        wrap2, wrap1 = r_z[2], r_z[1]
+        k_top = k_oh[-1]
+        out_last = plane_last & Mux(two, opsel, wrap2 & Mux(gather, k_top | (r_z[0] & wrap1), 1))
+
+        # The next cycle's issue: the loop nest not done after this read, and no output's
+        # first read while the previous output's planes are still being written (cooldown).
+        first_after = advance & (two | (wrap2 & (~gather | k_top)))   # the next read's
+        first_next = Mux(issue, first_after, out_first)
+        cool_next = Mux(issue & out_first & jw_many, 1, cooling & ~cd_one)
+        active_next = active & ~(issue & advance & wrap2 & wrap1 & r_z[0])
+        empty = zero.any()
+        issue_next = Signal()
+        m.d.comb += issue_next.eq(Mux(s3, ~empty, active_next & ~(first_next & cool_next)))
+        m.d.sync += [issue.eq(issue_next), r_en_v.eq(issue_next & ~spikes),
+                     r_en_s.eq(issue_next & spikes)]
         with m.If(s3):
-            m.d.sync += [pa[i].eq(d.a_base) for i in range(3)]
-            m.d.sync += [pb[i].eq(d.b_base) for i in range(3)]
-            m.d.sync += [addr.eq(d.a_base), first2.eq(1), opsel.eq(0), oh.eq(1),
-                         c_lane.eq(0), k_lane.eq(0), issued.eq(0), cooldown.eq(0),
-                         cooling.eq(0), kr.eq(planes_a - 1), kr_z.eq(planes_a == 1)]
-            m.d.sync += [r[i].eq(counts[i] - 1) for i in range(3)]
-            m.d.sync += [r_z[i].eq(counts[i] == 1) for i in range(3)]
-
-        plane_last = kr_z
-        lane_top = c_lane == (1 << lane_bits) - 1 if lane_bits else Const(1)
-        k_top = k_lane == (1 << lane_bits) - 1 if lane_bits else Const(1)
-        out_first = Mux(two, ~opsel, first2) & oh[0] & Mux(gather, k_lane == 0, 1)
-        out_last = plane_last & Mux(two, opsel, r_z[2] & Mux(
-            gather, k_top | (r_z[0] & r_z[1]), 1))
-        issue = Signal()
-        m.d.comb += issue.eq(running & ~s1 & ~s2 & ~s3 & ~issued & ~empty
-                             & ~(out_first & cooling))
+            m.d.sync += [active.eq(~empty), out_first.eq(1), cooling.eq(0)]
+        with m.Else():
+            m.d.sync += [active.eq(active_next), out_first.eq(first_next),
+                         cooling.eq(cool_next)]
         with m.If(issue & out_first & jw_many):
-            m.d.sync += [cooldown.eq(jw - 1), cooling.eq(1)]
+            m.d.sync += [cooldown.eq(jw - 1), cd_one.eq(jw_two)]
         with m.Elif(cooling):
-            m.d.sync += [cooldown.eq(cooldown - 1), cooling.eq(cooldown != 1)]
+            m.d.sync += [cooldown.eq(cooldown - 1), cd_one.eq(cooldown == 2)]
 
         # Position advance (after the last read of a position): new pointers per level.
-        wrap2, wrap1 = r_z[2], r_z[1]
-        s0a = Mux(gather, lane_top, sa[0])
         new_pa = [Signal(abits, name=f"new_pa{i}") for i in range(3)]
         new_pb = [Signal(abits, name=f"new_pb{i}") for i in range(3)]
-        for new, p, s in ((new_pa, pa, [s0a, sa[1], sa[2]]), (new_pb, pb, sbs)):
+        for new, p, s in ((new_pa, pa, sa), (new_pb, pb, sbs)):
             up0, up1, up2 = p[0] + s[0], p[1] + s[1], p[2] + s[2]
             m.d.comb += [
                 new[0].eq(Mux(wrap2 & wrap1, up0, p[0])),
                 new[1].eq(Mux(wrap2, Mux(wrap1, up0, up1), p[1])),
                 new[2].eq(Mux(wrap2, Mux(wrap1, up0, up1), up2)),
             ]
-        with m.If(issue):
+        with m.If(s3):
+            m.d.sync += [pa[i].eq(d.a_base) for i in range(3)]
+            m.d.sync += [pb[i].eq(d.b_base) for i in range(3)]
+            m.d.sync += [r[i].eq(counts[i] - 2) for i in range(3)]
+            m.d.sync += [addr.eq(d.a_base), opsel.eq(0), oh.eq(1), c_oh.eq(1), k_oh.eq(1),
+                         rem.eq(rem_a), advance.eq(~rem_a[1] & ~two)]
+        with m.Elif(issue):
             with m.If(~plane_last):
-                m.d.sync += [kr.eq(kr - 1), kr_z.eq(kr == 1), oh.eq(oh << 1),
-                             addr.eq(addr + pw)]
-            with m.Elif(two & ~opsel):
-                m.d.sync += [opsel.eq(1), kr.eq(pb_m1), kr_z.eq(pb_z), oh.eq(1),
-                             addr.eq(pb[2])]
+                m.d.sync += [rem.eq(rem >> 1), oh.eq(oh << 1), addr.eq(addr + pw),
+                             advance.eq(~rem[2] & (~two | opsel))]
+            with m.Elif(~advance):                      # ADD: a's last plane, on to b
+                m.d.sync += [opsel.eq(1), rem.eq(rem_b), oh.eq(1), addr.eq(pb[2]),
+                             advance.eq(~rem_b[1])]
             with m.Else():
-                m.d.sync += [opsel.eq(0), kr.eq(pa_m1), kr_z.eq(pa_z), oh.eq(1)]
-                with m.If(wrap2 & wrap1 & r_z[0]):
-                    m.d.sync += issued.eq(1)
+                m.d.sync += [opsel.eq(0), rem.eq(rem_a), oh.eq(1), advance.eq(~rem_a[1] & ~two)]
                 m.d.sync += [pa[i].eq(new_pa[i]) for i in range(3)]
                 m.d.sync += [pb[i].eq(new_pb[i]) for i in range(3)]
-                m.d.sync += [addr.eq(new_pa[2]), first2.eq(wrap2)]
+                m.d.sync += addr.eq(new_pa[2])
                 with m.If(wrap2):
-                    m.d.sync += [r[2].eq(nm[2]), r_z[2].eq(nm_z[2]), k_lane.eq(k_lane + 1)]
+                    m.d.sync += [r[2].eq(nm[2]), k_oh.eq(k_oh.rotate_left(1))]
                     with m.If(wrap1):
-                        m.d.sync += [r[1].eq(nm[1]), r_z[1].eq(nm_z[1]), r[0].eq(r[0] - 1),
-                                     r_z[0].eq(r[0] == 1), c_lane.eq(c_lane + 1)]
+                        m.d.sync += [r[1].eq(nm[1]), r[0].eq(r[0] - 1),
+                                     c_oh.eq(c_oh.rotate_left(1))]
+                        with m.If(gather):
+                            m.d.sync += sa[0].eq(c_oh.rotate_left(1)[-1])
                     with m.Else():
-                        m.d.sync += [r[1].eq(r[1] - 1), r_z[1].eq(r[1] == 1)]
+                        m.d.sync += r[1].eq(r[1] - 1)
                 with m.Else():
-                    m.d.sync += [r[2].eq(r[2] - 1), r_z[2].eq(r[2] == 1)]
+                    m.d.sync += r[2].eq(r[2] - 1)
 
         m.d.comb += [
-            vp.r_addr.eq(addr), vp.r_en.eq(issue & ~spikes),
-            sp.r_addr.eq(addr), sp.r_en.eq(issue & spikes),
+            vp.r_addr.eq(addr), vp.r_en.eq(r_en_v),
+            sp.r_addr.eq(addr), sp.r_en.eq(r_en_s),
             op_.r_addr.eq(0), op_.r_en.eq(0),
         ]
 
         # -- the read's tag, delayed to its data ---------------------------------------------
         def tag(name):
             return {"valid": Signal(name=f"{name}_valid"), "first": Signal(name=f"{name}_first"),
-                    "last": Signal(name=f"{name}_last"),
+                    "last": Signal(name=f"{name}_last"), "col": Signal(name=f"{name}_col"),
                     "oh": Signal(planes_max, name=f"{name}_oh"),
                     "src": Signal(lanes, name=f"{name}_src"),
                     "dst": Signal(lanes, name=f"{name}_dst")}
-        # gather: the lane read (c % lanes) and the lane it goes to (k % lanes), one-hot
-        src_oh, dst_oh = Signal(lanes), Signal(lanes)
-        m.d.comb += [src_oh.eq(Const(1, lanes) << c_lane[:lane_bits]),
-                     dst_oh.eq(Const(1, lanes) << k_lane[:lane_bits])]
-        now = {"valid": issue, "first": out_first, "last": out_last, "oh": oh,
-               "src": src_oh, "dst": dst_oh}
+        # col: the output is the last lane group / word column (gather: the last score row),
+        # its channels past the last are written 0 (at its last read, what the writes' wr_z[2]
+        # will be). src, dst: gather's lane read (c % lanes), the lane it goes to (k % lanes).
+        col = Mux(two, r_z[2], Mux(gather, r_z[0] & wrap1, wrap1))
+        now = {"valid": issue, "first": out_first, "last": out_last, "col": col, "oh": oh,
+               "src": c_oh, "dst": k_oh}
         tags = [now]
         for i in range(READ_LATENCY):
             t = tag(f"tag{i + 1}")
@@ -396,124 +427,151 @@ class ElementwiseExecutor(wiring.Component):
             tags.append(t)
         at = tags[-1]                   # aligned with r_data
 
-        # -- A: the data and the gathered lane (an AND-OR over the one-hot lane) ------------
-        a_valid, a_first, a_last = Signal(), Signal(), Signal()
-        a_row = [Signal(signed(vb), name=f"a_row{l}") for l in range(lanes)]
-        a_pick = Signal(signed(vb))
-        a_dst = Signal(lanes)
-        a_word = Signal(word_bits)
-        a_oh = Signal(planes_max)
-        m.d.sync += [a_valid.eq(at["valid"]), a_first.eq(at["first"]), a_last.eq(at["last"]),
-                     a_word.eq(sp.r_data), a_oh.eq(at["oh"]), a_dst.eq(at["dst"])]
-        m.d.sync += [a_row[l].eq(vp.r_data[l]) for l in range(lanes)]
+        # -- A: the addends. A lane's: the row; gather: the lane read (an AND-OR over the
+        # one-hot lanes) picked into a_pick, placed into its output lane (k % lanes) a cycle
+        # later, the read's tag one register longer (g_*). A spike channel's: bit << plane.
+        def pipe(name, src, cond=None):      # the read's flags, a register further
+            regs = {k: Signal(name=f"{name}_{k}") for k in ("valid", "first", "last", "col")}
+            m.d.sync += [regs[k].eq(src[k] if cond is None else Mux(cond[0], cond[1][k], src[k]))
+                         for k in regs]
+            return regs
+        g = pipe("g", at)
+        a_pick = Signal(vb)
+        g_dst = Signal(lanes)
         picked = 0
         for l in range(lanes):
             picked = picked | Mux(at["src"][l], vp.r_data[l].as_unsigned(), 0)
-        m.d.sync += a_pick.eq(picked)
+        m.d.sync += [a_pick.eq(picked), g_dst.eq(at["dst"])]
+        a = pipe("a", at, (gather, g))
+        a_add = [Signal(signed(vb), name=f"a_add{l}") for l in range(lanes)]
+        a_bit = [Signal(planes_max, name=f"a_bit{b}") for b in range(word_bits)]
+        m.d.sync += [a_add[l].eq(Mux(gather, Mux(g_dst[l], a_pick, 0), vp.r_data[l]))
+                     for l in range(lanes)]
+        m.d.sync += [a_bit[b].eq(Mux(sp.r_data[b], at["oh"], 0)) for b in range(word_bits)]
 
-        # -- B: accumulate ---------------------------------------------------------------------
+        # -- B: accumulate: sum' = (first ? 0 : sum) + addend, the restart selected after the
+        # adder. C takes the sum the cycle after an output's last addend, so no enable: between
+        # outputs the accumulators hold garbage. ---------------------------------------------
         b_valid = Signal()
         acc_v = [Signal(signed(wv), name=f"acc_v{l}") for l in range(lanes)]
         acc_s = [Signal(ws, name=f"acc_s{b}") for b in range(word_bits)]
-        m.d.sync += b_valid.eq(a_valid & a_last)
-        addend = [Mux(gather, Mux(a_dst[l], a_pick, 0), a_row[l]) for l in range(lanes)]
-        with m.If(a_valid):
-            m.d.sync += [acc_v[l].eq(Mux(a_first, 0, acc_v[l]) + addend[l])
-                         for l in range(lanes)]
-            m.d.sync += [acc_s[b].eq(Mux(a_first, 0, acc_s[b]) + Mux(a_word[b], a_oh, 0))
-                         for b in range(word_bits)]
+        b_col = Signal()                # the output's col, held from B to the end of its D
+        m.d.sync += b_valid.eq(a["valid"] & a["last"])
+        with m.If(a["valid"] & a["last"]):
+            m.d.sync += b_col.eq(a["col"])
+        for acc, addend in zip(acc_v + acc_s, a_add + a_bit):
+            m.d.sync += acc.eq(Mux(a["first"], addend, acc + addend))
 
         # -- C: range check ------------------------------------------------------------------
         # hi is 2**k - 1, so a sum is in range exactly when none of its bits under ~hi is set
-        # (of its complement, for a negative sum of a signed op): a LUT tree per lane, no
-        # magnitude comparator.
-        nhi_v = Signal(wv)
-        nhi_s = Signal(ws)
-        m.d.sync += [nhi_v.eq(~hi), nhi_s.eq(~hi)]
+        # (``over`` clear), a negative sum of a signed op when none of them is clear (``under``
+        # clear): LUT trees, no comparator. A lane's trees end in D (two halves each here),
+        # where the sign picks one. ~hi reaches the lanes through a chain of copies (one per
+        # few lanes; copy j is j + 1 cycles behind hi, set in s2, and the first sum reaches C
+        # READ_LATENCY + 2 cycles after the first read): copies of one signal would be merged
+        # back into one flip-flop by Yosys.
+        def copies(value, width, name):
+            chain = []
+            for j in range(_COPIES):
+                chain.append(Signal(width, name=f"{name}{j}"))
+                m.d.sync += chain[-1].eq(chain[-2] if j else value)
+            return chain
+
+        def halves(value, mask):        # (value & mask) != 0, as the ORs of two halves
+            bits, n = value.as_unsigned() & mask, (len(value) + 1) // 2
+            return Cat(bits[:n].any(), bits[n:].any())
+        nhi_v = copies(Mux(spikes, 0, ~hi), wv, "nhi_v")      # 0 for the datapath not in use
+        nhi_s = copies(Mux(spikes, ~hi, 0), ws, "nhi_s")
         c_valid = Signal()
         res_v = [Signal(signed(wv), name=f"res_v{l}") for l in range(lanes)]
-        ok_v, neg_v = Signal(lanes), Signal(lanes)
-        res_s = [Signal(ws, name=f"res_s{b}") for b in range(word_bits)]
-        ok_s = Signal(word_bits)
+        over_v = [Signal(2, name=f"over_v{l}") for l in range(lanes)]
+        under_v = [Signal(2, name=f"under_v{l}") for l in range(lanes)]
+        neg_v = Signal(lanes)
+        sneg_v = Signal(lanes)                  # negative, signed op: the under tree counts
+        c_col = Signal()
         m.d.sync += c_valid.eq(b_valid)
+        with m.If(b_valid):
+            m.d.sync += c_col.eq(b_col)
         for l in range(lanes):
-            sign = acc_v[l][-1]
-            flip = Mux(sign & signed_sat, Const(-1, signed(wv)), 0)
-            m.d.sync += [res_v[l].eq(acc_v[l]), neg_v[l].eq(sign),
-                         ok_v[l].eq(((acc_v[l] ^ flip).as_unsigned() & nhi_v) == 0)]
-        for b in range(word_bits):
-            m.d.sync += [res_s[b].eq(acc_s[b]), ok_s[b].eq((acc_s[b] & nhi_s) == 0)]
+            sign, mask = acc_v[l][-1], nhi_v[l * _COPIES // lanes]
+            m.d.sync += [res_v[l].eq(acc_v[l]), neg_v[l].eq(sign), sneg_v[l].eq(sign & signed_sat),
+                         over_v[l].eq(halves(acc_v[l], mask)),
+                         under_v[l].eq(halves(~acc_v[l], mask))]
+        # A spike sum is also the shift register its planes are written from (plane 0 first;
+        # the next output reaches C jw cycles later at the earliest), and so is hi.
+        res_s = [Signal(ws, name=f"res_s{b}") for b in range(word_bits)]
+        over_s = Signal(word_bits)
+        hi_s = Signal(ws)
+        m.d.sync += [res_s[b].eq(Mux(b_valid, acc_s[b], res_s[b] >> 1)) for b in range(word_bits)]
+        m.d.sync += hi_s.eq(Mux(b_valid, hi, hi_s >> 1))
+        with m.If(b_valid):
+            m.d.sync += [over_s[b].eq((acc_s[b] & nhi_s[b * _COPIES // word_bits]) != 0)
+                         for b in range(word_bits)]
 
-        # -- D: saturate, mask, write --------------------------------------------------------
+        # -- D: saturate, mask (the channels past the last), write ----------------------------
+        # out_v and w_word are the write's data (registered every cycle, used when written).
         q = [Signal(abits, name=f"q{i}") for i in range(4)]          # write pointers
-        wr = [Signal(cnt, name=f"wr{i}") for i in range(4)]          # remaining writes
-        wr_z = [Signal(name=f"wr{i}_z") for i in range(4)]
+        wr = [Signal(ctr, name=f"wr{i}") for i in range(4)]          # write loop counters
+        wr_z = [x[-1] for x in wr]
         with m.If(s3):
             m.d.sync += [q[i].eq(d.dst_base) for i in range(4)]
-            m.d.sync += [wr[i].eq(wcounts[i] - 1) for i in range(4)]
-            m.d.sync += [wr_z[i].eq(wcounts[i] == 1) for i in range(4)]
-        last_column = wr_z[2]
+            m.d.sync += [wr[i].eq(wcounts[i] - 2) for i in range(4)]
 
-        w_en = Signal()
+        w_en_v, w_en_o, w_en_s = Signal(), Signal(), Signal()       # write, per memory
         w_addr = Signal(abits)
         out_v = [Signal(signed(sb), name=f"out_v{l}") for l in range(lanes)]
-        shift = [Signal(ws, name=f"shift{b}") for b in range(word_bits)]
         w_word = Signal(word_bits)
         left = Signal(FIELD_BITS["out_bits"])                       # planes still to write
         left_nz = Signal()
+        # D writes an output (c_valid), then its next planes (left_nz): the write of the cycle
+        # after, decided a cycle ahead from b_valid / the plane count.
         write = Signal()
-        m.d.sync += w_en.eq(write)
+        m.d.sync += write.eq(Mux(b_valid, jw_any, Mux(c_valid, jw_many, left_nz & (left != 1))))
+        m.d.sync += [w_en_v.eq(write & ~spikes & (dst == Memory.VALUES)),
+                     w_en_o.eq(write & ~spikes & (dst == Memory.SCORES)),
+                     w_en_s.eq(write & spikes)]
 
-        sat_s = [Mux(~last_column | bit_mask[b], Mux(ok_s[b], res_s[b], hi[:ws]), 0)
-                 for b in range(word_bits)]
+        for l in range(lanes):
+            ok = ~Mux(sneg_v[l], under_v[l].any(), over_v[l].any())
+            sat = Mux(ok, res_v[l], Mux(neg_v[l], lo, hi))
+            m.d.sync += out_v[l].eq(Mux(~c_col | lane_mask[l], sat, 0))
+        m.d.sync += w_word.eq(Cat(Mux(~c_col | bit_mask[b],
+                                      Mux(over_s[b], hi_s[0], res_s[b][0]), 0)
+                                  for b in range(word_bits)))
         with m.If(c_valid):
-            for l in range(lanes):
-                sat = Mux(ok_v[l], res_v[l], Mux(neg_v[l], lo, hi))
-                m.d.sync += out_v[l].eq(Mux(~last_column | lane_mask[l], sat, 0))
-            m.d.sync += [shift[b].eq(sat_s[b] >> 1) for b in range(word_bits)]
-            m.d.sync += w_word.eq(Cat(s[0] for s in sat_s))
-            m.d.comb += write.eq(jw_any)
             m.d.sync += [left.eq(Mux(jw_any, jw - 1, 0)), left_nz.eq(jw_many)]
         with m.Elif(left_nz):
-            m.d.sync += [shift[b].eq(shift[b] >> 1) for b in range(word_bits)]
-            m.d.sync += [w_word.eq(Cat(s[0] for s in shift)), left.eq(left - 1),
-                         left_nz.eq(left != 1)]
-            m.d.comb += write.eq(1)
+            m.d.sync += [left.eq(left - 1), left_nz.eq(left != 1)]
 
-        # Write pointers: (t, n, g | w, j), j innermost. Level i advances when every inner
-        # level wraps (one-hot over i); the inner pointers restart from it.
-        adv = [Signal(name=f"adv{i}") for i in range(4)]
-        for i in range(4):
-            m.d.comb += adv[i].eq(~wr_z[i] & Cat(*wr_z[i + 1:], Const(1)).all())
+        # Write pointers: (t, n, g | w, j), j innermost. A write advances the innermost level
+        # not at its last iteration (lvl; the pointers a 4:1 multiplexer of the sums by it), the
+        # levels inside it restart from it.
+        lvl = Signal(2)
+        m.d.comb += lvl.eq(Mux(~wr_z[3], 3, Mux(~wr_z[2], 2, Mux(~wr_z[1], 1, 0))))
         ups = [q[i] + wst[i] for i in range(4)]
         with m.If(write):
             m.d.sync += w_addr.eq(q[3])
-            for j in range(4):
-                chosen = 0
-                for i in range(j + 1):
-                    chosen = chosen | Mux(adv[i], ups[i], 0)
-                m.d.sync += q[j].eq(Mux(Cat(*adv[:j + 1]).any(), chosen, q[j]))
-            for i in range(4):
-                with m.If(adv[i]):
-                    m.d.sync += [wr[i].eq(wr[i] - 1), wr_z[i].eq(wr[i] == 1)]
-                    m.d.sync += [wr[j].eq(mm[j]) for j in range(i + 1, 4)]
-                    m.d.sync += [wr_z[j].eq(mm_z[j]) for j in range(i + 1, 4)]
+            with m.Switch(lvl):
+                for i in range(4):
+                    with m.Case(i):
+                        m.d.sync += [q[j].eq(ups[i]) for j in range(i, 4)]
+                        m.d.sync += wr[i].eq(wr[i] - 1)
+                        m.d.sync += [wr[j].eq(mm[j]) for j in range(i + 1, 4)]
 
-        dst_values = dst == Memory.VALUES
-        dst_scores = dst == Memory.SCORES
         m.d.comb += [
-            vp.w_addr.eq(w_addr), vp.w_en.eq(w_en & ~spikes & dst_values),
-            op_.w_addr.eq(w_addr), op_.w_en.eq(w_en & ~spikes & dst_scores),
-            sp.w_addr.eq(w_addr), sp.w_en.eq(w_en & spikes),
+            vp.w_addr.eq(w_addr), vp.w_en.eq(w_en_v),
+            op_.w_addr.eq(w_addr), op_.w_en.eq(w_en_o),
+            sp.w_addr.eq(w_addr), sp.w_en.eq(w_en_s),
             sp.w_data.eq(w_word),
         ]
         m.d.comb += [vp.w_data[l].eq(out_v[l]) for l in range(lanes)]
         m.d.comb += [op_.w_data[l].eq(out_v[l]) for l in range(lanes)]
 
         # -- control ---------------------------------------------------------------------------
-        drained = ~Cat(issue, *(t["valid"] for t in tags[1:]), a_valid, b_valid, c_valid).any()
+        drained = ~Cat(issue, *(t["valid"] for t in tags[1:]), g["valid"], a["valid"], b_valid,
+                       c_valid).any()
         m.d.sync += [s1.eq(self.start & ~running), s2.eq(s1), s3.eq(s2)]
-        with m.If(running & ~s1 & ~s2 & ~s3 & (issued | empty) & drained & ~left_nz
+        with m.If(running & ~s1 & ~s2 & ~s3 & ~active & drained & ~left_nz
                   & ~write):
             m.d.sync += running.eq(0)
         with m.If(self.start & ~running):
