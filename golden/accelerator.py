@@ -38,7 +38,7 @@ from .residual import residual_add_int
 from .sops import popcount
 
 __all__ = ["Accelerator", "AcceleratorRun", "decode_program", "load_images",
-           "golden_layer_outputs", "compare"]
+           "output_addresses", "input_words", "golden_sample", "golden_layer_outputs", "compare"]
 
 _VARIANT_NAMES = {code: name for name, code in VARIANT_CODES.items()}
 
@@ -303,6 +303,49 @@ class Accelerator:
     def _readout(self, d):
         x = self._operand(d, "a")
         return x.sum(dim=0).flatten(1), 0, self._rows_pass(d)
+
+
+def output_addresses(d, config):
+    """``(memory, addresses)``: every word descriptor ``d`` writes, in ascending order
+    (``dst_base + t * dst_step + n * dst_token + w``, ``w`` over the planes' words of a
+    ``spikes`` output or the lane groups of a row memory). What a host reads back for a
+    layer's output."""
+    memory = Memory(d["dst_mem"])
+    width = (d["out_bits"] * d["out_plane_words"] if memory == Memory.SPIKES
+             else d["lane_groups"])
+    steps = 1 if Op(d["op"]) == Op.READOUT else d["steps"]
+    t = np.arange(steps)[:, None, None] * d["dst_step"]
+    n = np.arange(d["out_tokens"])[None, :, None] * d["dst_token"]
+    w = np.arange(width)[None, None, :]
+    return memory, np.unique((d["dst_base"] + t + n + w).reshape(-1))
+
+
+def input_words(config, images, pixels):
+    """``(addresses, words)``: the spike words a host writes for ``pixels`` (int ``(B, C, H,
+    W)``), the INPUT descriptor's output (``words[b]`` at ``addresses``, ascending)."""
+    accelerator = Accelerator(config, images)
+    accelerator.spikes = np.zeros((len(pixels), config.spikes_depth), dtype=np.int64)
+    accelerator.write(accelerator.program[0], torch.as_tensor(np.asarray(pixels))[None])
+    _, addresses = output_addresses(accelerator.program[0], config)
+    return addresses, accelerator.spikes[:, addresses]
+
+
+def golden_sample(config, images, pixels):
+    """One sample (``pixels`` ``(C, H, W)``) through the program: ``(accelerator, snaps, run,
+    addresses, words)``: the memories before each descriptor (``snaps[i]``: ``{"spikes",
+    "values", "scores"}`` before descriptor ``i``; ``snaps[L + 1]``: at the end), the
+    :class:`AcceleratorRun` and the input's :func:`input_words`."""
+    accelerator = Accelerator(config, images)
+    snaps = {}
+
+    def trace(index, d, acc):
+        snaps[index] = {name: getattr(acc, name)[0].copy()
+                        for name in ("spikes", "values", "scores")}
+
+    with torch.no_grad():
+        run = accelerator.run(torch.as_tensor(np.asarray(pixels)[None]), trace=trace)
+        addresses, words = input_words(config, images, np.asarray(pixels)[None])
+    return accelerator, snaps, run, addresses, words[0]
 
 
 def golden_layer_outputs(program, images):

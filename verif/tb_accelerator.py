@@ -42,7 +42,9 @@ from cocotb.utils import get_sim_time
 from spikeforge.contract import host
 from spikeforge.contract.configs import get_config
 from spikeforge.contract.program import FORMAT_VERSION, Command, Error, Memory, Op
-from spikeforge.golden.accelerator import Accelerator
+from spikeforge.driver import image_rows, spans
+from spikeforge.golden.accelerator import (Accelerator, golden_sample, input_words,
+                                           output_addresses)
 from spikeforge.verif.host_link import HostLink
 from spikeforge.verif.tb import Testbench, params, stimulus
 
@@ -54,7 +56,6 @@ CASE_ENV = "SPIKEFORGE_ACCEL_CASE"
 MODES = ("link", "layers", "whole", "both")
 #: The memory images a case carries (what the compiler writes).
 IMAGES = ("program", "weights", "biases", "thresholds")
-_STATE = ("spikes", "values", "scores")
 _PERIOD_NS = 10
 
 
@@ -95,20 +96,6 @@ def read_case(path):
     return meta, images, pixels
 
 
-def output_addresses(d, config):
-    """``(memory, addresses)``: every word descriptor ``d`` writes, in ascending order
-    (``dst_base + t * dst_step + n * dst_token + w``, ``w`` over the planes' words of a
-    ``spikes`` output or the lane groups of a row memory)."""
-    memory = Memory(d["dst_mem"])
-    width = (d["out_bits"] * d["out_plane_words"] if memory == Memory.SPIKES
-             else d["lane_groups"])
-    steps = 1 if Op(d["op"]) == Op.READOUT else d["steps"]
-    t = np.arange(steps)[:, None, None] * d["dst_step"]
-    n = np.arange(d["out_tokens"])[None, :, None] * d["dst_token"]
-    w = np.arange(width)[None, None, :]
-    return memory, np.unique((d["dst_base"] + t + n + w).reshape(-1))
-
-
 # -- the testbench ------------------------------------------------------------------------------
 
 class _Run:
@@ -135,14 +122,6 @@ class _Run:
                                what, len(bad), len(want), bad[0], got[bad[0]].tolist(),
                                want[bad[0]].tolist())
         return False
-
-
-def _rows(config, memory, array):
-    """Rows of a golden memory as :class:`HostLink` writes them (ints or lane lists)."""
-    array = np.asarray(array, dtype=np.int64)
-    if Memory(memory) in (Memory.PROGRAM, Memory.SPIKES):
-        return [int(v) for v in array.reshape(-1)]
-    return array.reshape(-1, config.lanes).tolist()
 
 
 def _bad_crc(frame):
@@ -202,7 +181,7 @@ async def _load_images(link, config, images, run, rng, bad_crc):
     the program's first descriptor changes nothing."""
     for name in IMAGES:
         memory = Memory[name.upper()]
-        rows = _rows(config, memory, images[name])
+        rows = image_rows(config, memory, images[name])
         if not rows:
             continue
         await link.write(memory, 0, rows)
@@ -210,28 +189,9 @@ async def _load_images(link, config, images, run, rng, bad_crc):
             got = await link.read(memory, address, 1)
             run.compare(f"{name} row {address} read back", got, rows[address:address + 1])
     if bad_crc:
-        program = _rows(config, Memory.PROGRAM, images["program"])
+        program = image_rows(config, Memory.PROGRAM, images["program"])
         garbage = [rng.getrandbits(32) for _ in range(16)]
         await _check_bad_crc(link, config, run, Memory.PROGRAM, 0, garbage, program[:16])
-
-
-def _golden_sample(config, images, pixels):
-    """The golden model's memories before each layer (``snaps[i]``: before descriptor ``i``;
-    ``snaps[L + 1]``: at the end), its run and the input tensor's words."""
-    accelerator = Accelerator(config, images)
-    snaps = {}
-
-    def trace(index, d, acc):
-        snaps[index] = {name: getattr(acc, name)[0].copy() for name in _STATE}
-
-    with torch.no_grad():
-        run = accelerator.run(torch.as_tensor(pixels[None]), trace=trace)
-        # the input image as the host writes it: INPUT's write on zeroed spikes
-        accelerator.spikes = np.zeros((1, config.spikes_depth), dtype=np.int64)
-        accelerator.write(accelerator.program[0], torch.as_tensor(pixels[None][None]))
-    _, addresses = output_addresses(accelerator.program[0], config)
-    words = accelerator.spikes[0, addresses]
-    return accelerator, snaps, run, addresses, words
 
 
 def _golden_batch(config, images, pixels):
@@ -242,10 +202,7 @@ def _golden_batch(config, images, pixels):
     batch = len(pixels)
     with torch.no_grad():
         run = accelerator.run(torch.as_tensor(pixels))
-        accelerator.spikes = np.zeros((batch, config.spikes_depth), dtype=np.int64)
-        accelerator.write(accelerator.program[0], torch.as_tensor(pixels[None]))
-    _, addresses = output_addresses(accelerator.program[0], config)
-    words = accelerator.spikes[:, addresses]
+        addresses, words = input_words(config, images, pixels)
 
     def mean(values):
         return [int(v) if batch == 1 else round(v / batch, 2) for v in values]
@@ -257,12 +214,9 @@ def _golden_batch(config, images, pixels):
 
 async def _write_input(link, addresses, words):
     """WRITE the input words (``addresses`` ascending; written as contiguous spans)."""
-    start = 0
-    for k in range(1, len(addresses) + 1):
-        if k == len(addresses) or addresses[k] != addresses[k - 1] + 1:
-            await link.write(Memory.SPIKES, int(addresses[start]),
-                             [int(w) for w in words[start:k]])
-            start = k
+    for start, stop in spans(addresses):
+        await link.write(Memory.SPIKES, int(addresses[start]),
+                         [int(w) for w in words[start:stop]])
 
 
 async def _read_words(link, memory, addresses):
@@ -402,7 +356,7 @@ async def _sample_whole(dut, link, config, accelerator, addresses, golden, run, 
 async def _sample(dut, link, config, images, pixels, run, mode, names, j):
     """One sample in ``mode``: the detail dict."""
     started = time.perf_counter()
-    accelerator, snaps, gold, addresses, words = _golden_sample(config, images, pixels)
+    accelerator, snaps, gold, addresses, words = golden_sample(config, images, pixels)
     golden_seconds = time.perf_counter() - started
     want_scores = gold.scores[0].numpy()
     out = {"bound": list(gold.bound), "model_cycles": list(gold.cycles),

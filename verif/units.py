@@ -122,6 +122,16 @@ UNITS = {unit.name: unit for unit in [
         stimulus={"case": None, "in_idle": 0.2, "out_stall": 0.2},
     ),
     Unit(
+        name="board",
+        summary="the accelerator behind its UART pins (what a board runs; run --backend uart)",
+        component="spikeforge.hdl.board:AcceleratorLink",
+        testbench="spikeforge.verif.tb_board",
+        defaults={"config": "ulx3s-85f", "divisor": 4},
+        # Without "serve" the testbench checks the link over the pins; with a file name it
+        # bridges a TCP connection to the pins (spikeforge.verif.board_sim).
+        stimulus={"serve": None},
+    ),
+    Unit(
         name="uart",
         summary="UART transmitter -> line -> receiver (the host link of the board builds)",
         component="spikeforge.hdl.uart:UARTLoopback",

@@ -16,21 +16,30 @@ RTL_SAMPLES = 4
 
 
 @click.command("run")
-@click.option("--backend", type=click.Choice(["float", "golden", "accelerator", "rtl"]),
+@click.option("--backend", type=click.Choice(["float", "golden", "accelerator", "rtl", "uart"]),
               default="golden", show_default=True,
               help="float: the folded float model; golden: the integer model (the RTL's spec); "
                    "accelerator: the compiled program on the accelerator's golden model; "
-                   "rtl: the compiled program on the accelerator's RTL (cocotb, host port only).")
+                   "rtl: the compiled program on the accelerator's RTL (cocotb, host port only); "
+                   "uart: on an accelerator behind a serial port (--port).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Model file [default: the shipped golden/models/default.npz].")
 @click.option("--samples", type=Integer(1), default=None,
               help=f"First N test samples [default: all; {RTL_SAMPLES} for --backend rtl].")
 @click.option("--simulator", type=click.Choice(["verilator", "icarus"]), default=None,
               help="--backend rtl only: the simulator [default: verilator].")
+@click.option("--port", default=None,
+              help="--backend uart only: a serial device (/dev/ttyUSB0), a pyserial URL, or "
+                   "'sim': the board (UART pins included) simulated on --simulator.")
+@click.option("--baud", type=Integer(1), default=None,
+              help="--backend uart only: the serial line's rate [default: 3000000].")
+@click.option("--scores-only", is_flag=True,
+              help="--backend uart only: read the scores, not every layer's output.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @config_option
 @json_option
-def command(backend, model_path, samples, simulator, no_progress, as_json, config_name):
+def command(backend, model_path, samples, simulator, port, baud, scores_only, no_progress,
+            as_json, config_name):
     """Evaluate a model on the digits test split.
 
     Prints backend, samples, accuracy, SOPs per inference, firing rate per neuron layer and the
@@ -43,6 +52,12 @@ def command(backend, model_path, samples, simulator, no_progress, as_json, confi
     --backend rtl simulates the accelerator (--config) on --simulator, driven only through its
     host port: every layer alone, its output against the accelerator's golden model, then the
     whole program once per sample (cycles start to done). Exits 1 on any mismatch.
+
+    --backend uart runs the host driver against --port: the compiled model loaded, then per
+    sample the input written, the whole program run, the scores, the per-layer cycles and
+    (unless --scores-only) every layer's output read and compared with the accelerator's
+    golden model; the JSON of --backend rtl plus the link's figures. --port sim simulates the
+    board's design behind a socket (slow: the bytes cross a simulated UART).
     """
     # idle OpenMP threads sleep instead of spinning (see the train command); no effect on results
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -53,9 +68,13 @@ def command(backend, model_path, samples, simulator, no_progress, as_json, confi
     from spikeforge.golden.quantize import describe_layer
     from spikeforge.golden.train import evaluate as evaluate_float
 
-    if simulator is not None and backend != "rtl":
-        raise click.UsageError("--simulator applies only to --backend rtl")
-    if backend == "rtl" and samples is None:
+    if simulator is not None and backend not in ("rtl", "uart"):
+        raise click.UsageError("--simulator applies only to --backend rtl and uart")
+    if backend == "uart" and port is None:
+        raise click.UsageError("--backend uart needs --port (a serial device or 'sim')")
+    if backend != "uart" and (port is not None or baud is not None or scores_only):
+        raise click.UsageError("--port, --baud and --scores-only apply only to --backend uart")
+    if backend in ("rtl", "uart") and samples is None:
         samples = RTL_SAMPLES
     model = load_model(model_path)
     _, test = load_digits()
@@ -68,9 +87,14 @@ def command(backend, model_path, samples, simulator, no_progress, as_json, confi
                                            show_progress=not (no_progress or as_json)))
         _echo_accelerator(out, as_json)
         return
-    if backend == "rtl":
-        out.update(_run_rtl(model, test, config_name=config_name,
-                            simulator=simulator or "verilator"))
+    if backend in ("rtl", "uart"):
+        if backend == "rtl":
+            out.update(_run_rtl(model, test, config_name=config_name,
+                                simulator=simulator or "verilator"))
+        else:
+            out.update(_run_uart(model, test, config_name=config_name, port=port, baud=baud,
+                                 layers=not scores_only, simulator=simulator or "verilator",
+                                 show_progress=not (no_progress or as_json)))
         _echo_rtl(out, as_json)
         if out["mismatches"] or "failure" in out:
             raise SystemExit(1)
@@ -144,6 +168,24 @@ def _run_rtl(model, test, *, config_name, simulator):
     return run_rtl(compiled, test.images.numpy(), test.labels.numpy(), simulator=simulator)
 
 
+def _run_uart(model, test, *, config_name, port, baud, layers, simulator, show_progress):
+    """The ``--backend uart`` figures (a dict) of ``model`` on ``test``."""
+    from spikeforge.compiler import compile_model
+    from spikeforge.driver import DEFAULT_BAUD, DriverError
+    from spikeforge.verif.board_sim import BoardSimFailed
+    from spikeforge.verif.uart_run import run_uart
+
+    compiled = compile_model(model, config_name)
+    with progress_bar(total=len(test), show=show_progress, desc=f"run uart {port}",
+                      unit="sample", leave=False) as bar:
+        try:
+            return run_uart(compiled, test.images.numpy(), test.labels.numpy(), port=port,
+                            baud=baud or DEFAULT_BAUD, layers=layers, simulator=simulator,
+                            progress=bar.update)
+        except (DriverError, BoardSimFailed) as exc:
+            raise UserError(str(exc)) from None
+
+
 def _echo_rtl(out, as_json):
     """Print the ``--backend rtl`` figures."""
     if as_json:
@@ -154,11 +196,15 @@ def _echo_rtl(out, as_json):
         return "-" if value is None else f"{value:.0f}{unit}"
 
     accuracy = "-" if out["accuracy"] is None else f"{100 * out['accuracy']:.2f} %"
-    click.echo(f"{out['arch']} T={out['time_steps']} on {out['config']} RTL ({out['simulator']}):"
+    where = (f"RTL ({out['simulator']})" if "port" not in out else
+             f"port {out['port']}" + (f" (simulated on {out['simulator']})"
+                                      if out["simulator"] else ""))
+    click.echo(f"{out['arch']} T={out['time_steps']} on {out['config']} {where}:"
                f" accuracy {accuracy} on {out['samples']} test samples, {out['mismatches']} "
                f"mismatches, {num(out['cycles_per_inference'])} cycles per inference (bound "
                f"{num(out['bound_cycles'])}, cost model {num(out['model_cycles'])}); "
-               f"{num(out['seconds'], ' s')} in the simulator")
+               f"{num(out['seconds'], ' s')} "
+               + ("in the simulator" if "port" not in out else "in all, load included"))
     if "failure" in out:
         click.echo(f"failed: {out['failure']}")
     echo_table(["layer", "op", "mismatches", "bound", "model", "rtl cycles"],
