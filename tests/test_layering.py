@@ -18,7 +18,7 @@ from spikeforge.verif.imports import (external_imports, import_closure, module_i
 
 ALL = {"spikeforge.contract", "spikeforge.errors", "spikeforge.progress", "spikeforge.hdl",
        "spikeforge.golden", "spikeforge.verif", "spikeforge.synth", "spikeforge.lazy",
-       "spikeforge.commands", "spikeforge.compiler", "spikeforge"}
+       "spikeforge.commands", "spikeforge.compiler", "spikeforge.driver", "spikeforge"}
 
 #: Layer (a package, or a module of the top package) -> the layers its modules may import,
 #: besides their own. A module belongs to the longest layer name its name starts with.
@@ -30,7 +30,10 @@ ALLOWED = {
     "spikeforge.hdl": {"spikeforge.contract"},
     "spikeforge.golden": {"spikeforge.contract", "spikeforge.progress", "spikeforge.errors"},
     "spikeforge.verif": {"spikeforge.hdl", "spikeforge.golden", "spikeforge.contract",
-                         "spikeforge.compiler", "spikeforge.progress", "spikeforge.errors"},
+                         "spikeforge.compiler", "spikeforge.progress", "spikeforge.errors",
+                         "spikeforge.driver"},
+    # the host driver: the protocol, and the golden model's input/output addressing
+    "spikeforge.driver": {"spikeforge.contract", "spikeforge.golden"},
     "spikeforge.synth": {"spikeforge.hdl", "spikeforge.verif", "spikeforge.contract"},
     "spikeforge.compiler": {"spikeforge.golden", "spikeforge.contract", "spikeforge.progress",
                             "spikeforge.errors"},
