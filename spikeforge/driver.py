@@ -242,10 +242,7 @@ class Session:
             read = []
             if outputs:
                 self._write_input(addresses, sample)
-                for i, d in enumerate(layers, start=1):
-                    self.device.start(i, i + 1)
-                    self.device.wait_done(timeout=self.run_timeout)
-                    read.append(self._read(output_addresses(d, self.config)))
+                read = [self.run_layer(i) for i in range(1, len(layers) + 1)]
             self._write_input(addresses, sample)
             self.device.start(0, 0)
             status = self.device.wait_done(timeout=self.run_timeout)
@@ -255,6 +252,14 @@ class Session:
             scores = np.asarray(scores).reshape(-1)[:last["out_channels"]]
             results.append(SampleResult(scores, status.cycles, layer_cycles, read))
         return results
+
+    def run_layer(self, index):
+        """Run descriptor ``index`` (1 .. layers) alone on what the memories hold (START
+        ``index``, ``index + 1``) and return its output words (ascending addresses)."""
+        from spikeforge.golden.accelerator import output_addresses
+        self.device.start(index, index + 1)
+        self.device.wait_done(timeout=self.run_timeout)
+        return self._read(output_addresses(self._program.program[index], self.config))
 
     def _write_input(self, addresses, words):
         for start, stop in spans(addresses):

@@ -2,9 +2,12 @@
 uart``): the host driver (:mod:`spikeforge.driver`) loads it, runs the samples, reads the
 scores, the cycles and every layer's output, and each is compared with the accelerator's
 golden model; the figures are :func:`~.bench_accelerator.rtl_figures`' (the ``--backend rtl``
-JSON) plus the link's. ``port="sim"`` runs the simulated board (:mod:`.board_sim`).
+JSON) plus the link's: bytes each way, retries, the load time and ``bytes_per_inference`` (the
+median over the samples of the bytes both ways while one sample ran: what a board's line
+carries per inference next to its cycles). ``port="sim"`` runs the simulated board (:mod:`.board_sim`).
 """
 
+import statistics
 import time
 
 import numpy as np
@@ -54,11 +57,13 @@ def _run(compiled, pixels, labels, port, baud, layers, timeout, retries, wrap, p
         session = Session(device, compiled, run_timeout=max(60.0, 10 * timeout))
         session.load()
         load_seconds = time.perf_counter() - started
-        samples, checked = [], 0
+        samples, checked, traffic = [], 0, []
         for pixel in np.asarray(pixels):
             accelerator, snaps, gold, _, _ = golden_sample(compiled.config, compiled.images,
                                                            pixel)
+            before = device.sent + device.received
             result = session.run(pixel[None], outputs=layers)[0]
+            traffic.append(device.sent + device.received - before)
             want_scores = gold.scores[0].numpy()
             sample = {"bound": list(gold.bound), "model_cycles": list(gold.cycles),
                       "golden_scores": want_scores.tolist(), "scores": result.scores.tolist(),
@@ -80,5 +85,6 @@ def _run(compiled, pixels, labels, port, baud, layers, timeout, retries, wrap, p
               "seconds": round(time.perf_counter() - started, 3)}
     out = rtl_figures(compiled, detail, labels)
     out.update(load_seconds=round(load_seconds, 3), bytes_sent=device.sent,
-               bytes_received=device.received, retried=device.retried, layers_read=layers)
+               bytes_received=device.received, retried=device.retried, layers_read=layers,
+               bytes_per_inference=statistics.median(traffic) if traffic else None)
     return out
