@@ -96,7 +96,8 @@ class RegisteredReadMemory(wiring.Component):
         LUT RAM or block RAM (see above and :data:`RAM_STYLES`).
     attrs : dict or None
         Attributes of the behavioural ``Memory`` (e.g. ``{"ram_style": "block"}``);
-        ``style="distributed"`` adds ``ram_style = "distributed"`` unless given.
+        ``style="distributed"`` adds ``ram_style = "distributed"`` unless given (not for an
+        iCE40 ``platform``, which has no LUT RAM).
 
     Members
     -------
@@ -123,9 +124,6 @@ class RegisteredReadMemory(wiring.Component):
             raise ValueError(f"init must have at most depth ({depth}) rows, not "
                              f"{len(self._init)}")
         self._attrs = dict(attrs or {})
-        if self._style == "distributed":
-            # Yosys would otherwise fold the address register into a block RAM's read port
-            self._attrs.setdefault("ram_style", "distributed")
         super().__init__({
             "w_addr": In(range(depth)), "w_data": In(shape), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "o_en": In(1, init=1),
@@ -144,8 +142,13 @@ class RegisteredReadMemory(wiring.Component):
         if self.primitive(platform):
             return self._elaborate_ecp5()
         m = Module()
+        attrs = dict(self._attrs)
+        if self._style == "distributed" and getattr(platform, "family", None) != "ice40":
+            # Yosys would otherwise fold the address register into a block RAM's read port
+            # (iCE40 has no LUT RAM: there Yosys chooses block RAM or flip-flops itself)
+            attrs.setdefault("ram_style", "distributed")
         m.submodules.memory = memory = Memory(shape=self._shape, depth=self._depth,
-                                              init=self._init, attrs=self._attrs)
+                                              init=self._init, attrs=attrs)
         if self._style == "distributed":
             read = memory.read_port(domain="comb")
             addr = Signal.like(read.addr)

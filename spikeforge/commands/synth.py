@@ -8,14 +8,16 @@ import click
 
 from ..errors import UserError, as_user_error
 from ..progress import progress_bar
-from .common import (SEED, Number, OutputFile, atomic_output, check_unit, echo_table, emit,
-                     json_option, literal_value, param_option)
+from .common import (SEED, Integer, Number, OutputFile, atomic_output, check_unit, echo_table,
+                     emit, json_option, literal_value, param_option)
 from .compile import config_option
 
 DEVICE_NAMES = ("ecp5-25k", "ecp5-45k", "ecp5-85k", "ice40-up5k")
 BOARD_NAMES = ("ulx3s-85f", "icebreaker")
 #: ``--freq``: a nextpnr target in MHz (no FPGA these flows target clocks a unit at 1 GHz).
 FREQUENCY = Number(0, 1000, positive=True)
+#: ``--baud``: up to the FT2232H's 12 Mbaud.
+BAUD = Integer(300, 12_000_000)
 # The fields every synthesis result prints first, in this order.
 FIGURES = ("device", "speed_grade", "lut", "ff", "bram", "dsp", "fmax_mhz", "critical_path",
            "seconds")
@@ -43,7 +45,7 @@ def command():
     spikeforge synth table        regenerate docs/resources.md (every unit, ECP5-85 and iCE40)
     spikeforge synth baseline     compare with the stored QoR baselines (--update to store)
     spikeforge synth sweep UNIT --over lanes=4,8,16   how the figures scale
-    spikeforge synth board --board ulx3s-85f|icebreaker   build a bitstream
+    spikeforge synth board --board ulx3s-85f|icebreaker   the accelerator's bitstream
     """
 
 
@@ -235,19 +237,51 @@ def baseline_command(devices, update, as_json):
 @command.command("board")
 @click.option("--board", "-b", type=click.Choice(BOARD_NAMES), required=True,
               help="Target board.")
+@click.option("--clock", type=FREQUENCY, default=None,
+              help="Core clock in MHz [default: 45 on ulx3s-85f, made by the ECP5 PLL from "
+                   "the 25 MHz oscillator; 12 on icebreaker, its oscillator and its only "
+                   "clock].")
+@click.option("--baud", type=BAUD, default=None,
+              help="UART rate [default: 3000000]; the clock must give at least 4 cycles per "
+                   "bit, within 1% of the rate.")
 @click.option("--plan-only", is_flag=True,
-              help="Only make the build plan (Verilog, scripts, pin constraints).")
+              help="Only write the build plan (RTLIL, Yosys script, pin and clock "
+                   "constraints, build script); run no tool.")
+@click.option("--program", is_flag=True,
+              help="After the build, load the bitstream with openFPGALoader (ULX3S: into "
+                   "SRAM; iCEBreaker: into its flash).")
 @click.option("--seed", type=SEED, default=1, show_default=True, help="nextpnr placement seed.")
 @json_option
-def board_command(board, plan_only, seed, as_json):
-    """Build the UART-to-packer design into a bitstream for BOARD (never programs it)."""
-    from spikeforge.synth.boards import build_board
+def board_command(board, clock, baud, plan_only, program, seed, as_json):
+    """Build the accelerator behind a UART bridge into a bitstream for the --board.
+
+    The bitstream holds the accelerator of the board's configuration (ulx3s-85f,
+    icebreaker-up5k) on the board's USB serial port (8N1) and four LEDs: busy, done, error,
+    line error. It is never programmed unless --program is given. Prints the clock, baud
+    rate, Fmax (exit 1 if below the clock), LUT/FF/EBR/DSP and the bitstream's path.
+    """
+    from spikeforge.synth.boards import build_board, ProgrammerError
+    from spikeforge.synth.flow import SynthesisError
+    if program and plan_only:
+        raise click.UsageError("--program needs a build, not --plan-only")
     if not as_json:
-        click.echo(f"  building for {board} …", err=True)
-    info = build_board(board, do_build=not plan_only, seed=seed)
+        click.echo(f"  {'planning' if plan_only else 'building'} for {board} …", err=True)
+    try:
+        with as_user_error():
+            info = build_board(board, do_build=not plan_only, clock=clock, baud=baud,
+                               seed=seed, program=program)
+    except SynthesisError as exc:
+        lines = str(exc).splitlines()
+        raise UserError(f"{lines[0]} {lines[-1].strip()}" if len(lines) > 1 else lines[0])
+    except ProgrammerError as exc:
+        raise UserError(str(exc))
     emit(info, as_json, None if as_json else "\n".join(
         f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}"
         for key, value in info.items()))
+    if not plan_only and not info["meets"]:
+        raise click.ClickException(f"Fmax {info['fmax_mhz']} MHz is below the "
+                                   f"{info['clock_mhz']:g} MHz clock: rebuild with a lower "
+                                   "--clock")
 
 
 @command.command("sweep")
