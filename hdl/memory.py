@@ -13,8 +13,8 @@ from spikeforge.contract.sizes import ceil_div
 
 from .params import check_int, check_choice
 
-__all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "ECP5_EBR_DEPTH",
-           "ECP5_EBR_BITS"]
+__all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "lut_ram_attrs",
+           "ECP5_EBR_DEPTH", "ECP5_EBR_BITS"]
 
 # How a memory is built: "block" (block RAM: dense; on ECP5 read through the EBR's output
 # register, see RegisteredReadMemory) or "distributed" (LUT RAM, read asynchronously from a
@@ -33,7 +33,22 @@ def uses_ecp5_ebr(platform):
     """Whether elaboration for ``platform`` builds DP16KD primitives: ``platform.family`` is
     ``"ecp5"`` (Amaranth's Lattice platforms and the synthesis flow's ``SynthTarget`` have a
     ``family``); ``None`` (simulation, ``verilog.convert`` without a platform) is not."""
-    return getattr(platform, "family", None) == "ecp5"
+    return _family(platform) == "ecp5"
+
+
+def lut_ram_attrs(platform):
+    """Attributes of a ``lib.memory.Memory`` read asynchronously that must stay LUT RAM on
+    ``platform``: ``ram_style = "distributed"`` (Yosys would otherwise fold a registered read
+    address into a block RAM's read port), none on iCE40, which has no LUT RAM (Yosys's
+    mapping of that attribute fails there; it picks block RAM or flip-flops itself)."""
+    return {} if _family(platform) == "ice40" else {"ram_style": "distributed"}
+
+
+def _family(platform):
+    """``platform.family`` in lower case (Amaranth's iCE40 platforms say ``"iCE40"``), or
+    ``None``."""
+    family = getattr(platform, "family", None)
+    return None if family is None else str(family).lower()
 
 
 def _all_zero(value):
@@ -143,10 +158,8 @@ class RegisteredReadMemory(wiring.Component):
             return self._elaborate_ecp5()
         m = Module()
         attrs = dict(self._attrs)
-        if self._style == "distributed" and getattr(platform, "family", None) != "ice40":
-            # Yosys would otherwise fold the address register into a block RAM's read port
-            # (iCE40 has no LUT RAM: there Yosys chooses block RAM or flip-flops itself)
-            attrs.setdefault("ram_style", "distributed")
+        if self._style == "distributed":
+            attrs = {**lut_ram_attrs(platform), **attrs}
         m.submodules.memory = memory = Memory(shape=self._shape, depth=self._depth,
                                               init=self._init, attrs=attrs)
         if self._style == "distributed":

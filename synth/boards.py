@@ -277,7 +277,7 @@ def build_board(board, *, do_build=True, clock=None, baud=None, seed=1, build_di
     # nextpnr's top.tim).
     pack = {"ecp5": "ecppack", "ice40": "icepack"}[get_device(spec.device).family]
     run_tool(["sh", "-c", f"sh {plan.script}.sh > build.log 2>&1"], build_dir, "build",
-         f"the {board} build (yosys, nextpnr, {pack})")
+             f"the {board} build (yosys, nextpnr, {pack})", utilization="top.tim")
     bitstream = build_dir / f"top.{spec.suffix}"
     report = json.loads((build_dir / "report.json").read_text())
     census = resources(read_stat(build_dir / "stat.json")["top"], get_device(spec.device))

@@ -114,8 +114,11 @@ def _tool(name):
     return str(path) if path.exists() else name
 
 
-def run_tool(argv, cwd, log, what):
-    """Run a tool in ``cwd`` (the WebAssembly tools see only that folder), raise on failure."""
+def run_tool(argv, cwd, log, what, *, utilization=None):
+    """Run a tool in ``cwd`` (the WebAssembly tools see only that folder), raise on failure:
+    :class:`DoesNotFit` when its log (or the file ``utilization`` names in ``cwd``, where a
+    build script sends nextpnr's log) says the design is over the device's resources, else
+    :class:`SynthesisError`."""
     timeout = int(os.environ.get("SPIKEFORGE_TOOL_TIMEOUT", TOOL_TIMEOUT))
     try:
         completed = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE,
@@ -130,6 +133,8 @@ def run_tool(argv, cwd, log, what):
             # the log, then what the tool printed (a WebAssembly trap is only printed)
             text = logfile.read_text(errors="replace") + "\n" + completed.stdout
         errors = [line for line in text.splitlines() if "ERROR" in line or "rror:" in line]
+        if utilization and (cwd / utilization).exists():
+            text += "\n" + (cwd / utilization).read_text(errors="replace")
         # the resources over the device's, last: the CLI and the table quote the last line
         tail = "\n  ".join((errors or text.splitlines())[-6:] + _over_full(text))
         kind = DoesNotFit if overflows(text) else SynthesisError

@@ -135,6 +135,24 @@ def test_selection(platform, depth, init, primitive):
         assert text.count("cell \\DP16KD") == _blocks(depth) and "OUTREG" in text
 
 
+class _Family:
+    """A platform that only has a ``family``, spelled as Amaranth's own platforms spell it."""
+
+    def __init__(self, family):
+        self.family = family
+
+
+@pytest.mark.parametrize("platform, attribute", [
+    (ECP5, True), (None, True), (_Family("ecp5"), True),
+    (SynthTarget(family="ice40"), False), (_Family("iCE40"), False),
+])
+def test_distributed_ram_style(platform, attribute):
+    """LUT RAM is asked for where there is some: not on iCE40, whose Yosys mapping of
+    ``ram_style = "distributed"`` fails (Yosys picks block RAM or flip-flops there)."""
+    memory = RegisteredReadMemory(shape=40, depth=16, style="distributed")
+    assert ('ram_style "distributed"' in rtlil.convert(memory, platform=platform)) == attribute
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(shape=8, depth=0), "depth"),
     (dict(shape=8, depth=2.0), "depth"),

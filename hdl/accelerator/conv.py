@@ -10,6 +10,7 @@ from spikeforge.contract.sizes import accumulator_bits
 
 from ..engine.encoder import SpikeEncoder
 from ..params import check_int, check_power_of_two
+from ..memory import lut_ram_attrs
 from ..stream import Queue, SkidBuffer
 from .ports import READ_LATENCY, address_bits, executor_signature
 
@@ -164,7 +165,7 @@ class ConvExecutor(wiring.Component):
             "mask": unsigned(c.lanes), "g": unsigned(8)})
         s = self._setup(m)
         tokens = self._tokens(m, s)
-        ring, records = self._scanner(m, s, tokens)
+        ring, records = self._scanner(m, s, tokens, platform)
         entries = self._reader(m, s, ring, records)
         events = self._encoder(m, entries)
         self._adders(m, s, events)
@@ -390,7 +391,7 @@ class ConvExecutor(wiring.Component):
         return out
 
     # -- scanner -------------------------------------------------------------------------------
-    def _scanner(self, m, s, tok):
+    def _scanner(self, m, s, tok, platform):
         """Reads every window's words, one per cycle while there is room, writes the nonzero
         ones into the ring and queues the records (see the class docstring). Returns the ring
         (a namespace: ``memory``, ``wr``, ``base``) and the record queue.
@@ -425,7 +426,7 @@ class ConvExecutor(wiring.Component):
             pass
         ring = R()
         m.submodules.ring = ring.memory = LibMemory(shape=self._stored, depth=RING_DEPTH,
-                                                    init=[], attrs={"ram_style": "distributed"})
+                                                    init=[], attrs=lut_ram_attrs(platform))
         record = data.StructLayout({"start": unsigned(pb + 1), "last": unsigned(pb + 1),
                                     "empty": 1, "single": 1, "glast": 1})
         m.submodules.records = records = Queue(shape=record, depth=RECORD_DEPTH)
