@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := iverilog g++ make ccache liblz4-dev
+APT_PACKAGES := iverilog g++ make ccache liblz4-dev chromium
 
 .PHONY: all setup demo test test-system clean
 

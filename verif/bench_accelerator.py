@@ -31,7 +31,7 @@ UNIT = "accelerator"
 
 def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed=None,
                    in_idle=0.2, out_stall=0.2, bad_crc=True, unit=UNIT, golden_batch=1,
-                   started=None):
+                   started=None, membranes=()):
     """Run the system testbench (of registered ``unit``) on ``pixels`` (int ``(samples, C, H,
     W)``) with ``compiled``'s images in ``mode`` (:data:`~.tb_accelerator.MODES`); return
     ``(detail, result)``: the testbench's detail dict and the runner's
@@ -40,7 +40,8 @@ def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed
     without a detail (a build error, a hang) raises
     :class:`~spikeforge.verif.runner.SimulationFailed`. ``golden_batch`` and ``started``: as
     :func:`~.tb_accelerator.write_case`. The case reaches the testbench as the unit's ``case``
-    stimulus (not the environment), so several runs may go at once from threads."""
+    stimulus (not the environment), so several runs may go at once from threads.
+    ``membranes``: as :func:`~.tb_accelerator.write_case`."""
     cases = BUILD_ROOT / "cases"
     cases.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cases) as folder:
@@ -49,7 +50,8 @@ def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed
         write_case(case, config=compiled.config, images=compiled.images, pixels=pixels,
                    mode=mode, names=[layer["name"] for layer in compiled.layers],
                    in_idle=in_idle, out_stall=out_stall, bad_crc=bad_crc,
-                   detail=detail_path, golden_batch=golden_batch, started=started)
+                   detail=detail_path, golden_batch=golden_batch, started=started,
+                   membranes=membranes)
         try:
             result = runner.simulate(unit, params={"config": compiled.config.name},
                                      stimulus={"case": str(case)}, simulator=simulator,
@@ -118,13 +120,17 @@ def rtl_figures(compiled, detail, labels=None):
 
 
 def run_rtl(compiled, pixels, labels=None, *, simulator="verilator", mode="both", seed=None,
-            in_idle=0.2, out_stall=0.2):
-    """:func:`simulate_model` then :func:`rtl_figures` (plus ``simulator`` and ``seed``)."""
+            in_idle=0.2, out_stall=0.2, membranes=()):
+    """:func:`simulate_model` then :func:`rtl_figures` (plus ``simulator`` and ``seed``; with
+    ``membranes``, the first sample's read-back membranes as ``membranes``)."""
     detail, result = simulate_model(compiled, pixels, simulator=simulator, mode=mode,
-                                    seed=seed, in_idle=in_idle, out_stall=out_stall)
+                                    seed=seed, in_idle=in_idle, out_stall=out_stall,
+                                    membranes=membranes)
     detail["simulator"] = simulator
     out = rtl_figures(compiled, detail, labels)
     out["seed"] = None if result is None else result.seed
+    if membranes and detail["samples"]:
+        out["membranes"] = detail["samples"][0].get("membranes", {})
     return out
 
 

@@ -62,7 +62,8 @@ _PERIOD_NS = 10
 # -- the case file ------------------------------------------------------------------------------
 
 def write_case(path, *, config, images, pixels=None, mode="both", names=None, in_idle=0.2,
-               out_stall=0.2, bad_crc=True, detail=None, golden_batch=1, started=None):
+               out_stall=0.2, bad_crc=True, detail=None, golden_batch=1, started=None,
+               membranes=()):
     """Write a case: ``config`` (its name), ``images`` (``{memory: int array}``: at least
     :data:`IMAGES`), ``pixels`` (int ``(samples, C, H, W)``), ``mode`` (:data:`MODES`), the
     layer ``names`` (for the detail), the host link's ``in_idle`` / ``out_stall`` probabilities,
@@ -71,14 +72,18 @@ def write_case(path, *, config, images, pixels=None, mode="both", names=None, in
     ``golden_batch`` (``whole`` mode only): the golden model runs that many samples at once
     (scores and input words per sample as before; ``bound`` and ``model_cycles`` per sample
     become the batch's means). ``started``: a file the testbench creates when the simulation
-    starts (the build is done)."""
+    starts (the build is done). ``membranes`` (``layers`` and ``both`` modes): the indices
+    (1-based) of LIF descriptors after which the membranes memory (its rows 0 ..
+    ``out_tokens * lane_groups - 1``, the state after the layer's last step) is read back into
+    the sample's detail (``membranes``: ``{index: rows}``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     meta = {"config": getattr(config, "name", config), "mode": mode, "names": names,
             "in_idle": in_idle, "out_stall": out_stall, "bad_crc": bad_crc,
             "detail": None if detail is None else str(detail),
             "golden_batch": int(golden_batch),
-            "started": None if started is None else str(started)}
+            "started": None if started is None else str(started),
+            "membranes": [int(i) for i in membranes]}
     arrays = {name: np.asarray(images[name], dtype=np.int64) for name in IMAGES}
     if pixels is None:
         pixels = np.zeros((0, 1, 1, 1), dtype=np.int64)
@@ -231,10 +236,11 @@ def _budget(cycles):
     return 20 * int(cycles) + 20_000
 
 
-async def _run_layers(link, config, accelerator, snaps, gold, run, names):
+async def _run_layers(link, config, accelerator, snaps, gold, run, names, membranes=()):
     """Each layer alone; its output against the golden memory after it. Returns the per-layer
-    RTL cycles and the mismatching layers' indices."""
-    cycles, bad = [], []
+    RTL cycles, the mismatching layers' indices and the membranes read back after the LIF
+    descriptors of ``membranes`` (``{index: rows}``)."""
+    cycles, bad, state = [], [], {}
     for i, d in enumerate(accelerator.layers, start=1):
         await link.start(i, i + 1)
         await link.wait_done(timeout_cycles=_budget(gold.cycles[i - 1]))
@@ -245,7 +251,10 @@ async def _run_layers(link, config, accelerator, snaps, gold, run, names):
         name = names[i - 1] if names else f"descriptor {i}"
         if not run.compare(f"layer {i} {name} ({Op(d['op']).name}) output", got, want):
             bad.append(i)
-    return cycles, bad
+        if i in membranes and d["op"] == Op.LIF:
+            state[str(i)] = await link.read(Memory.MEMBRANES, 0,
+                                            d["out_tokens"] * d["lane_groups"])
+    return cycles, bad, state
 
 
 async def _read_scores(link, config, accelerator):
@@ -320,7 +329,7 @@ async def accelerator_matches_golden(dut):
                 out["sample_seconds"] = round(out["sample_seconds"] + golden_seconds, 4)
             else:
                 out = await _sample(dut, link, config, images, pixels[j], run, mode,
-                                    meta["names"], j)
+                                    meta["names"], j, meta.get("membranes", ()))
             detail["samples"].append(out)
     except Exception as exc:               # an error answer, a hang, a malformed answer
         run.mismatches += 1
@@ -353,7 +362,7 @@ async def _sample_whole(dut, link, config, accelerator, addresses, golden, run, 
     return out
 
 
-async def _sample(dut, link, config, images, pixels, run, mode, names, j):
+async def _sample(dut, link, config, images, pixels, run, mode, names, j, membranes=()):
     """One sample in ``mode``: the detail dict."""
     started = time.perf_counter()
     accelerator, snaps, gold, addresses, words = golden_sample(config, images, pixels)
@@ -363,8 +372,10 @@ async def _sample(dut, link, config, images, pixels, run, mode, names, j):
            "golden_scores": want_scores.tolist()}
     if mode in ("layers", "both"):
         await _write_input(link, addresses, words)
-        out["layer_cycles"], out["layer_mismatches"] = await _run_layers(
-            link, config, accelerator, snaps, gold, run, names)
+        out["layer_cycles"], out["layer_mismatches"], state = await _run_layers(
+            link, config, accelerator, snaps, gold, run, names, membranes)
+        if state:
+            out["membranes"] = state
         # the READOUT layer's output: compared (and counted) with the layers above
         out["layers_scores"] = (await _read_scores(link, config, accelerator)).tolist()
     if mode in ("whole", "both"):
