@@ -94,3 +94,16 @@ def test_key_covers_the_component_and_the_conversion():
     assert {"spikeforge.contract.sizes", "spikeforge.hdl.target", "spikeforge.verif.units",
             "spikeforge.verif.toolchain"} <= set(closure)
     assert not any(name.startswith("spikeforge.golden") for name in closure)
+
+
+@pytest.mark.parametrize("simulator", runner.SIMULATORS)
+def test_waves_are_recorded(simulator):
+    """--waves: an FST of the run, named in the result (Icarus through the project's own
+    Verilog-2005 dump module: cocotb's does not compile under -g2005)."""
+    result = runner.simulate("uart", simulator=simulator, seed=2, waves=True,
+                             stimulus={"bytes": 4})
+    assert result.waves and result.waves.endswith(".fst")
+    with open(result.waves, "rb") as f:
+        assert len(f.read()) > 1000
+    assert runner.simulate("uart", simulator=simulator, seed=2,
+                           stimulus={"bytes": 4}).waves is None

@@ -31,7 +31,7 @@ UNIT = "accelerator"
 
 def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed=None,
                    in_idle=0.2, out_stall=0.2, bad_crc=True, unit=UNIT, golden_batch=1,
-                   started=None, membranes=()):
+                   started=None, membranes=(), waves=False):
     """Run the system testbench (of registered ``unit``) on ``pixels`` (int ``(samples, C, H,
     W)``) with ``compiled``'s images in ``mode`` (:data:`~.tb_accelerator.MODES`); return
     ``(detail, result)``: the testbench's detail dict and the runner's
@@ -41,7 +41,8 @@ def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed
     :class:`~spikeforge.verif.runner.SimulationFailed`. ``golden_batch`` and ``started``: as
     :func:`~.tb_accelerator.write_case`. The case reaches the testbench as the unit's ``case``
     stimulus (not the environment), so several runs may go at once from threads.
-    ``membranes``: as :func:`~.tb_accelerator.write_case`."""
+    ``membranes``: as :func:`~.tb_accelerator.write_case`; ``waves``: record the run's signals
+    (``result.waves`` is the file)."""
     cases = BUILD_ROOT / "cases"
     cases.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cases) as folder:
@@ -55,7 +56,7 @@ def simulate_model(compiled, pixels, *, simulator="verilator", mode="both", seed
         try:
             result = runner.simulate(unit, params={"config": compiled.config.name},
                                      stimulus={"case": str(case)}, simulator=simulator,
-                                     seed=seed)
+                                     seed=seed, waves=waves)
         except runner.SimulationFailed as exc:
             if not detail_path.exists():
                 raise
@@ -120,15 +121,18 @@ def rtl_figures(compiled, detail, labels=None):
 
 
 def run_rtl(compiled, pixels, labels=None, *, simulator="verilator", mode="both", seed=None,
-            in_idle=0.2, out_stall=0.2, membranes=()):
+            in_idle=0.2, out_stall=0.2, membranes=(), waves=False):
     """:func:`simulate_model` then :func:`rtl_figures` (plus ``simulator`` and ``seed``; with
-    ``membranes``, the first sample's read-back membranes as ``membranes``)."""
+    ``membranes``, the first sample's read-back membranes as ``membranes``; with ``waves``,
+    the wave file as ``waves``)."""
     detail, result = simulate_model(compiled, pixels, simulator=simulator, mode=mode,
                                     seed=seed, in_idle=in_idle, out_stall=out_stall,
-                                    membranes=membranes)
+                                    membranes=membranes, waves=waves)
     detail["simulator"] = simulator
     out = rtl_figures(compiled, detail, labels)
     out["seed"] = None if result is None else result.seed
+    if waves:
+        out["waves"] = None if result is None else result.waves
     if membranes and detail["samples"]:
         out["membranes"] = detail["samples"][0].get("membranes", {})
     return out

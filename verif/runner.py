@@ -48,6 +48,10 @@ ICARUS_ARGS = ["-g2005"]
 # Simulation models of the vendor primitives a unit may instantiate when it is elaborated for a
 # platform family (``family=`` of :func:`simulate`); without a family units use none.
 SIM_MODELS = {"ecp5": (Path(__file__).resolve().parent / "models" / "dp16kd.v",)}
+#: The dump module of an Icarus run with waves (a second root, ``-s``).
+ICARUS_DUMP = Path(__file__).resolve().parent / "models" / "icarus_dump.v"
+#: The wave file of a run with waves, in its run folder (FST on both simulators).
+WAVE_FILE = "dump.fst"
 
 
 class SimulationFailed(AssertionError):
@@ -70,6 +74,7 @@ class SimResult:
     seconds: float
     tests: int
     failed: int
+    waves: str = None           # the wave file, when recorded
 
     def as_dict(self):
         return asdict(self)
@@ -286,8 +291,16 @@ def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simu
             # the control file goes first: cocotb takes the language from the last source
             build_args.append("--no-public-flat-rw")
             sources = [ports, *sources]
+    wave_file = test_dir / WAVE_FILE if waves else None
+    plusargs = []
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
+    if waves and simulator == "icarus":
+        # cocotb's Icarus dump module is SystemVerilog, which -g2005 refuses: our own
+        sources = [*sources, ICARUS_DUMP]
+        build_args += ["-s", "spikeforge_icarus_dump"]
+        plusargs.append(f"+dumpfile_path={wave_file}")
+    build_waves = waves and simulator == "verilator"
     runner = get_runner(simulator)
     # The runner's own chatter ("Skipping compilation …") would garble --json output.
     runner.log.setLevel(logging.ERROR)
@@ -296,10 +309,12 @@ def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simu
         with _locked(build_dir):
             runner.build(sources=list(sources), includes=list(includes),
                          hdl_toplevel=TOPLEVEL, build_dir=build_dir, build_args=build_args,
-                         timescale=TIMESCALE, waves=waves, log_file=test_dir / "build.log")
+                         timescale=TIMESCALE, waves=build_waves,
+                         log_file=test_dir / "build.log")
         results = _run_test(
             runner, test_module=testbench, hdl_toplevel=TOPLEVEL, build_dir=build_dir,
             test_dir=test_dir, seed=seed, waves=waves, timescale=TIMESCALE,
+            plusargs=plusargs,
             log_file=test_dir / "sim.log",
             extra_env={
                 "SPIKEFORGE_PARAMS": json.dumps(params),
@@ -317,7 +332,8 @@ def run_testbench(name, *, sources, testbench, build_dir, params, stimulus, simu
         result = SimResult(unit=name, simulator=simulator, params=params, seed=seed,
                            checked=figures["checked"], mismatches=figures["mismatches"],
                            cycles=figures["cycles"], seconds=round(seconds, 3), tests=tests,
-                           failed=failed)
+                           failed=failed,
+                           waves=str(wave_file) if wave_file and wave_file.exists() else None)
     if failed or result is None:
         what = f"{result.mismatches} mismatches" if result else "no report"
         raise SimulationFailed(

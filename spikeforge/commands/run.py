@@ -35,11 +35,14 @@ RTL_SAMPLES = 4
               help="--backend uart only: the serial line's rate [default: 3000000].")
 @click.option("--scores-only", is_flag=True,
               help="--backend uart only: read the scores, not every layer's output.")
+@click.option("--waves", is_flag=True,
+              help="--backend rtl only: record the simulation's signals (FST) and print the "
+                   "file's path (open it with GTKWave or Surfer).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @config_option
 @json_option
-def command(backend, model_path, samples, simulator, port, baud, scores_only, no_progress,
-            as_json, config_name):
+def command(backend, model_path, samples, simulator, port, baud, scores_only, waves,
+            no_progress, as_json, config_name):
     """Evaluate a model on the digits test split.
 
     Prints backend, samples, accuracy, SOPs per inference, firing rate per neuron layer and the
@@ -74,6 +77,8 @@ def command(backend, model_path, samples, simulator, port, baud, scores_only, no
         raise click.UsageError("--backend uart needs --port (a serial device or 'sim')")
     if backend != "uart" and (port is not None or baud is not None or scores_only):
         raise click.UsageError("--port, --baud and --scores-only apply only to --backend uart")
+    if waves and backend != "rtl":
+        raise click.UsageError("--waves applies only to --backend rtl")
     if backend in ("rtl", "uart") and samples is None:
         samples = RTL_SAMPLES
     model = load_model(model_path)
@@ -90,7 +95,7 @@ def command(backend, model_path, samples, simulator, port, baud, scores_only, no
     if backend in ("rtl", "uart"):
         if backend == "rtl":
             out.update(_run_rtl(model, test, config_name=config_name,
-                                simulator=simulator or "verilator"))
+                                simulator=simulator or "verilator", waves=waves))
         else:
             out.update(_run_uart(model, test, config_name=config_name, port=port, baud=baud,
                                  layers=not scores_only, simulator=simulator or "verilator",
@@ -159,13 +164,14 @@ def _echo_accelerator(out, as_json):
                  f"{r['cycles']:.0f}"] for r in out["layers"]], align="llrrr")
 
 
-def _run_rtl(model, test, *, config_name, simulator):
+def _run_rtl(model, test, *, config_name, simulator, waves=False):
     """The ``--backend rtl`` figures (a dict) of ``model`` on ``test``."""
     from spikeforge.compiler import compile_model
     from spikeforge.verif.bench_accelerator import run_rtl
 
     compiled = compile_model(model, config_name)
-    return run_rtl(compiled, test.images.numpy(), test.labels.numpy(), simulator=simulator)
+    return run_rtl(compiled, test.images.numpy(), test.labels.numpy(), simulator=simulator,
+                   waves=waves)
 
 
 def _run_uart(model, test, *, config_name, port, baud, layers, simulator, show_progress):
@@ -207,6 +213,8 @@ def _echo_rtl(out, as_json):
                + ("in the simulator" if "port" not in out else "in all, load included"))
     if "failure" in out:
         click.echo(f"failed: {out['failure']}")
+    if out.get("waves"):
+        click.echo(f"waves: {out['waves']}")
     echo_table(["layer", "op", "mismatches", "bound", "model", "rtl cycles"],
                [[r["name"], r["op"], str(r["mismatches"]), num(r["bound_cycles"]),
                  num(r["model_cycles"]), num(r["cycles"])] for r in out["layers"]],

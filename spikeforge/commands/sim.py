@@ -15,7 +15,9 @@ from .common import (SEED, check_stimulus, check_unit, emit, json_option, param_
 @param_option
 @stim_option
 @click.option("--seed", type=SEED, default=None, help="Random seed (default: random).")
-@click.option("--waves", is_flag=True, help="Record an FST/VCD trace in the build folder.")
+@click.option("--waves", is_flag=True,
+              help="Record the run's signals (Verilator: FST, Icarus: VCD) and print the file's "
+                   "path (open it with GTKWave or Surfer).")
 @click.option("--list", "list_units", is_flag=True, help="List the units and their defaults.")
 @json_option
 def command(unit, simulator, params, stim, seed, waves, list_units, as_json):
@@ -47,4 +49,5 @@ def command(unit, simulator, params, stim, seed, waves, list_units, as_json):
 def _figures(result):
     return {"unit": result.unit, "simulator": result.simulator, "params": result.params,
             "seed": result.seed, "checked": result.checked, "mismatches": result.mismatches,
-            "cycles": result.cycles, "seconds": result.seconds}
+            "cycles": result.cycles, "seconds": result.seconds,
+            **({"waves": result.waves} if result.waves else {})}
