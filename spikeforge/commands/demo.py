@@ -1,82 +1,127 @@
-"""``spikeforge demo``: the end-to-end job as far as the project goes, saying what it does."""
+"""``spikeforge demo`` (``make demo``): the main job on the shipped model, start to end, with
+one short summary and the report page."""
 
 import os
+from pathlib import Path
 
 import click
 
-from ..errors import UserError
-from .common import Integer, emit, json_option, simulator_option
+from ..errors import UserError, as_user_error
+from ..progress import progress_bar
+from .common import Integer, emit, json_option
 
-#: The accelerator configuration and simulator of step 3 (Verilator: a few minutes; the whole
-#: design on Icarus takes about half an hour layer by layer, `spikeforge report --simulator`).
+#: The accelerator configuration and simulator of the demo (the board's configuration; the
+#: whole design on Icarus takes about half an hour layer by layer, `spikeforge report`).
 DEMO_CONFIG, DEMO_SIMULATOR = "ulx3s-85f", "verilator"
+#: Where the report page goes (under the build folder).
+DEMO_FOLDER = "demo"
 
 
 @click.command("demo")
-@simulator_option
 @click.option("--sample", type=Integer(0), default=0, show_default=True,
-              help="Digits test sample whose layers run on the accelerator RTL.")
+              help="Digits test sample whose layers run one by one on the accelerator RTL.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
+              help="Folder of the report page [default: build/demo].")
 @json_option
-def command(simulator, sample, as_json):
-    """The main job, end to end, on the shipped model.
+def command(sample, output, as_json):
+    """The main job, end to end, on the shipped model (golden/models/default.npz).
 
-    1. Every unit's randomized testbench once against its golden function (cocotb).
-    2. The shipped model (golden/models/default.npz) on the whole digits test split with the
-       golden integer model: accuracy, SOPs and energy per inference.
-    3. One test sample with every layer of the compiled program on the accelerator's RTL
-       (the ULX3S configuration, Verilator, through its host port): cycles per layer against
-       the bound, bit-exact check against the accelerator's golden model (`spikeforge report`
-       does any model, configuration and simulator).
+    \b
+    1. The model compiled for the ULX3S configuration (ulx3s-85f).
+    2. Test sample --sample with every layer of the program alone on the accelerator's RTL
+       (Verilator, through its host port only): cycles per layer against the bound, each
+       output compared with the accelerator's golden model, the membranes read back.
+    3. The accuracy of the float model, the golden integer model and the accelerator's golden
+       model on the whole test split, and of the RTL (whole inferences, start to done) on the
+       first 8 test samples.
+    4. The accelerator's resources and Fmax on ECP5-85 as `spikeforge synth table` recorded
+       them (docs/resources.md; the whole design does not yet route in minutes).
+    5. The report page (`spikeforge report -o`), then one short summary and the page's path.
 
     Exits 1 if any output differs from the golden model.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from spikeforge.compiler import compile_model
     from spikeforge.golden.data import load_digits
-    from spikeforge.golden.energy import Counter, ann_macs
-    from spikeforge.golden.integer_model import evaluate
     from spikeforge.golden.modelfile import load_model
     from spikeforge.verif.layer_rtl import inference_report
-    from spikeforge.verif.runner import simulate
-    from spikeforge.verif.units import UNITS
-    from .report import print_report
+    from spikeforge.verif.toolchain import BUILD_ROOT
+    from .report import write_page
 
     _, test = load_digits()
     if sample >= len(test):
         raise UserError(f"--sample must be in 0..{len(test) - 1}, not {sample}")
-    say = (lambda text: None) if as_json else click.echo
-    say(f"1. unit testbenches on {simulator}, random stimulus and stalls, against the golden model")
-    units = []
-    for name in UNITS:
-        result = simulate(name, simulator=simulator, seed=1)
-        units.append(result.as_dict())
-        say(f"   {name}: {result.checked} outputs checked, {result.mismatches} mismatches, "
-            f"{result.cycles} cycles")
-
-    model = load_model(None)
-    counter = Counter()
-    accuracy = evaluate(model, test, backend="golden", counter=counter)
-    summary = counter.summary(ann_macs=ann_macs(model.float_model()))
-    say(f"2. shipped model {model.config.arch} T={model.time_steps}, golden integer model: "
-        f"accuracy {100 * accuracy:.2f} % on {len(test)} test samples; "
-        f"{summary['sops_per_inference']:.0f} SOPs and {summary['energy_uj_snn']:.3f} uJ per "
-        f"inference (dense ANN {summary['energy_uj_ann']:.3f} uJ)")
-
-    say(f"3. test sample {sample}: every layer on the {DEMO_CONFIG} accelerator RTL "
-        f"({DEMO_SIMULATOR}, host port only)")
-    report = inference_report(model, compile_model(model, DEMO_CONFIG),
-                              test.images[sample:sample + 1], simulator=DEMO_SIMULATOR)
-    report.update(sample=sample, label=int(test.labels[sample]))
-    if not as_json:
-        print_report(report)
-    mismatches = sum(u["mismatches"] for u in units) + report["mismatches"]
+    folder = Path(output) if output else BUILD_ROOT / DEMO_FOLDER
+    steps = ["compile", f"sample {sample}: every layer on the RTL", "accuracies, RTL and report"]
+    with progress_bar(total=len(steps), show=not as_json, desc="demo", unit="step") as bar:
+        bar.set_postfix_str(steps[0])
+        model = load_model(None)
+        compiled = compile_model(model, DEMO_CONFIG)
+        bar.update()
+        bar.set_postfix_str(steps[1])
+        with as_user_error(RuntimeError):
+            report = inference_report(model, compiled, test.images[sample:sample + 1],
+                                      simulator=DEMO_SIMULATOR)
+        report.update(sample=sample, label=int(test.labels[sample]))
+        bar.update()
+        bar.set_postfix_str(steps[2])
+        page = write_page(folder, report, model, compiled, test, rtl=True,
+                          simulator=DEMO_SIMULATOR)
+        bar.update()
+    summary = _summary(page)
     if as_json:
-        emit({"units": units, "accuracy": accuracy,
-              "sops_per_inference": summary["sops_per_inference"],
-              "energy_uj_snn": summary["energy_uj_snn"],
-              "energy_uj_ann": summary["energy_uj_ann"], "report": report,
-              "mismatches": mismatches}, True)
+        emit(summary, True)
     else:
-        click.echo(f"done: {mismatches} mismatches against the golden model")
-    if mismatches:
-        raise click.exceptions.Exit(1)
+        for line in _lines(summary):
+            click.echo(line)
+    if summary["mismatches"]:
+        raise SystemExit(1)
+
+
+def _summary(page):
+    """The demo's figures from the report page's."""
+    rtl = page["accuracy"]["rtl"]
+    table = page["resources"]["table"] or {"header": [], "rows": []}
+    accelerator = next((dict(zip(table["header"], row)) for row in table["rows"]
+                        if row and row[0] == "accelerator"), {})
+    mismatches = (page["mismatches"] + (page["membrane"]["rtl_mismatches"] or 0)
+                  + (rtl["mismatches"] or 0) + (page["accuracy"]["accelerator"]["mismatches"]
+                                                or 0))
+    return {
+        "model": page["model"], "config": page["config"], "simulator": page["simulator"],
+        "float_accuracy": page["float_accuracy"], "golden_accuracy": page["golden_accuracy"],
+        "accelerator_accuracy": page["accelerator_accuracy"],
+        "rtl_accuracy": page["rtl_accuracy"], "test_samples": page["accuracy"]["golden"]["samples"],
+        "rtl_samples": rtl["samples"], "mismatches": mismatches,
+        "cycles_per_inference": rtl["cycles_per_inference"],
+        "bound_cycles": rtl["bound_cycles"],
+        "layer_cycles": page["cycles"], "layer_bound_cycles": page["bound_cycles"],
+        "energy_uj": page["energy_uj"], "resources": accelerator,
+        "page": page["page"], "json": page["json"],
+    }
+
+
+def _lines(s):
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.2f} %"
+
+    r = s["resources"]
+    ratio = (s["cycles_per_inference"] / s["bound_cycles"]
+             if s["cycles_per_inference"] and s["bound_cycles"] else None)
+    yield (f"accuracy: float {percent(s['float_accuracy'])}, integer "
+           f"{percent(s['golden_accuracy'])}, accelerator model "
+           f"{percent(s['accelerator_accuracy'])} ({s['test_samples']} test samples); RTL "
+           f"{percent(s['rtl_accuracy'])} ({s['rtl_samples']} samples, {s['simulator']})")
+    yield f"mismatches against the golden model: {s['mismatches']}"
+    if ratio is not None:
+        yield (f"cycles per inference on the RTL: {s['cycles_per_inference']:.0f} (bound "
+               f"{s['bound_cycles']:.0f}, {ratio:.2f}x)")
+    yield f"energy per inference: {s['energy_uj']:.3f} uJ (0.9 pJ/SOP, 4.6 pJ/MAC, 45 nm)"
+    if r:
+        fmax = r.get("ecp5-85k Fmax", "")
+        numeric = fmax.replace(".", "", 1).isdigit()
+        fmax = f"{fmax} MHz" if numeric else fmax.replace(" (", " MHz (", 1)
+        yield (f"{s['config']} on ECP5-85 (recorded in docs/resources.md): "
+               f"{r.get('ecp5-85k LUT')} LUT, {r.get('ecp5-85k EBR')} EBR, "
+               f"{r.get('ecp5-85k DSP')} DSP, Fmax {fmax}")
+    yield f"report: {s['page']}"

@@ -88,7 +88,8 @@ def command(model_path, sample, config_name, simulator, rtl, output, samples, as
 def accuracies(model, compiled, test, *, rtl, simulator):
     """``{backend: {"accuracy", "samples"[, "mismatches"]}}`` for float, golden, accelerator
     (the compiled program on its golden model) and rtl (whole inferences on the simulated
-    RTL, at most :data:`RTL_ACCURACY_SAMPLES`; accuracy ``None`` without ``rtl``)."""
+    RTL, at most :data:`RTL_ACCURACY_SAMPLES`, with their mean ``cycles_per_inference``
+    start to done and ``bound_cycles``; accuracy ``None`` without ``rtl``)."""
     from spikeforge.golden.integer_model import evaluate
     from spikeforge.golden.train import evaluate as evaluate_float
     from spikeforge.verif.bench_accelerator import run_rtl
@@ -109,7 +110,8 @@ def accuracies(model, compiled, test, *, rtl, simulator):
                           simulator=simulator, mode="whole", in_idle=0.0, out_stall=0.0)
         if "failure" in run:
             raise UserError(f"the RTL run failed: {run['failure']}")
-        out["rtl"] = {key: run[key] for key in ("accuracy", "samples", "mismatches")}
+        out["rtl"] = {key: run[key] for key in ("accuracy", "samples", "mismatches",
+                                                "cycles_per_inference", "bound_cycles")}
     return out
 
 
