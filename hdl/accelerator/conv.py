@@ -1,6 +1,8 @@
 """The CONV executor: a programmable, event-driven convolution (dense or depthwise) from the
 ``spikes`` memory to the ``values`` memory, every shape a runtime field of the descriptor."""
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory as LibMemory
@@ -45,6 +47,15 @@ class _Product:
         return [self.value.eq(self.value + Mux(self._y[0], self._x, 0) +
                               Mux(self._y[1], self._x << 1, 0)),
                 self._x.eq(self._x << 2), self._y.eq(self._y >> 2)]
+
+
+@dataclass(frozen=True)
+class _Ring:
+    """The scanner's ring of nonzero words: its ``memory``, ``wr`` (the next entry written, with
+    one wrap bit) and ``base`` (the oldest entry kept, driven by the reader)."""
+    memory: object
+    wr: object
+    base: object
 
 
 class ConvExecutor(wiring.Component):
@@ -394,7 +405,7 @@ class ConvExecutor(wiring.Component):
     def _scanner(self, m, s, tok, platform):
         """Reads every window's words, one per cycle while there is room, writes the nonzero
         ones into the ring and queues the records (see the class docstring). Returns the ring
-        (a namespace: ``memory``, ``wr``, ``base``) and the record queue.
+        (a :class:`_Ring`) and the record queue.
 
         Every decision is taken from registered flags: ``room`` (the ring and the record queue
         have room for one more read, from the previous cycle's levels and reads in flight,
@@ -422,16 +433,12 @@ class ConvExecutor(wiring.Component):
                                        for n in ("grp", "row", "col", "word"))
 
         pb = (RING_DEPTH - 1).bit_length()
-        class R:
-            pass
-        ring = R()
-        m.submodules.ring = ring.memory = LibMemory(shape=self._stored, depth=RING_DEPTH,
-                                                    init=[], attrs=lut_ram_attrs(platform))
+        m.submodules.ring = memory = LibMemory(shape=self._stored, depth=RING_DEPTH, init=[],
+                                               attrs=lut_ram_attrs(platform))
+        ring = _Ring(memory, wr=Signal(pb + 1, name="wr"), base=Signal(pb + 1, name="base"))
         record = data.StructLayout({"start": unsigned(pb + 1), "last": unsigned(pb + 1),
                                     "empty": 1, "single": 1, "glast": 1})
         m.submodules.records = records = Queue(shape=record, depth=RECORD_DEPTH)
-        ring.wr = Signal(pb + 1)            # the next entry written (one wrap bit)
-        ring.base = Signal(pb + 1)          # the oldest entry kept (driven by the reader)
 
         # Reads in flight, by cycles since the issue: the read (1 .. READ_LATENCY), the raw
         # word registered (READ_LATENCY + 1), masked (+ 2), flagged (+ 3).
