@@ -181,8 +181,11 @@ class Device:
 
     def wait_done(self, *, timeout, poll=0.02):
         """STATUS until the program is done; its :class:`~spikeforge.contract.host.Status`.
-        ``DriverError`` on a START error code or after ``timeout`` seconds."""
+        ``DriverError`` on a START error code or after ``timeout`` seconds. The polls start at
+        once and back off (1 ms, doubling, at most ``poll`` seconds apart): an inference on a
+        board takes a few milliseconds, a layer less."""
         deadline = time.monotonic() + timeout
+        pause = 0.0
         while True:
             status = self.status()
             if status.error != Error.OK:
@@ -193,7 +196,8 @@ class Device:
             if time.monotonic() > deadline:
                 raise DriverError(f"the program did not finish within {timeout:g} s (at "
                                   f"descriptor {status.layer}, {status.cycles} cycles)")
-            time.sleep(poll)
+            time.sleep(pause)
+            pause = min(poll, max(0.001, 2 * pause))
 
 
 @dataclass
