@@ -32,6 +32,7 @@ from .report import (overflows, read_stat, unit_cells, register_bits, resources,
 from .wrapper import OutOfContext, DUT_NAME
 
 __all__ = ["SynthResult", "SynthesisError", "DoesNotFit", "synthesize", "synthesize_component",
+           "synthesize_cells",
            "tool_versions"]
 
 # A unit whose synthesized flip-flops fall below this share of its RTL register bits has probably
@@ -316,6 +317,38 @@ def synthesize_component(name, build, *, params, device, freq=None, seed=1, cach
         tools=tools, warnings=warnings)
     (folder / "result.json").write_text(json.dumps(result.as_dict(), indent=1))
     return result
+
+
+def synthesize_cells(name, build, *, device, cache=True, log=None, build_root=None):
+    """Yosys alone on the component ``build()`` returns (wrapped as :func:`synthesize_component`
+    wraps it): ``{"lut", "ff", "bram", "dsp", "seconds", "warnings", "folder"}`` of the unit's
+    cells on ``device``, without placement (no Fmax). For a design whose place and route takes
+    too long to wait for; cached like :func:`synthesize_component` (its own folder)."""
+    from amaranth.back import rtlil
+    from spikeforge.verif.toolchain import setup_environment
+
+    say = log or (lambda text: None)
+    dev = get_device(device)
+    setup_environment()
+    started = time.monotonic()
+    design = rtlil.convert(OutOfContext(build()), name="top", emit_src=False,
+                           platform=SynthTarget(family=dev.family))
+    key = hashlib.sha256(json.dumps({
+        "design": hashlib.sha256(design.encode()).hexdigest(), "device": dev.name,
+        "flow": _flow_digest(), "tools": tool_versions()}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    folder = Path(build_root or _build_root()) / name / f"{dev.name}-yosys-{key}"
+    done = folder / "yosys.json"
+    if not (cache and done.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "design.il").write_text(design)
+        say(f"{name}: yosys {dev.yosys_synth}")
+        warnings = _synthesize_netlist(folder, dev, name, say)
+        done.write_text(json.dumps({"seconds": round(time.monotonic() - started, 2),
+                                    "warnings": warnings}))
+    run = json.loads(done.read_text())
+    return {**resources(unit_cells(read_stat(folder / "stat.json")), dev), **run,
+            "folder": str(folder)}
 
 
 def _run_tools(folder, design, dev, name, freq, seed, say, started):

@@ -28,13 +28,17 @@ def page(mismatches=0, rtl_mismatches=0):
     }
 
 
+CELLS = {"lut": 47000, "ff": 35000, "bram": 200, "dsp": 0, "seconds": 1.0}
+
+
 def test_summary_lines():
-    lines = list(demo._lines(demo._summary(page())))
+    lines = list(demo._lines({**demo._summary(page()), "synthesis": CELLS}))
     assert lines[0].startswith("accuracy: float 99.00 %, integer 98.00 %, accelerator model "
                                "98.00 % (450 test samples); RTL 100.00 % (8 samples")
     assert "cycles per inference on the RTL: 82821 (bound 73702, 1.12x)" in lines
-    assert any("47638 LUT, 200 EBR, 0 DSP, Fmax 45.8 MHz (placed, not routed)" in line
-               for line in lines)
+    assert "ulx3s-85f through Yosys for ECP5-85: 47000 LUT4, 35000 FF, 200 EBR, 0 DSP" in lines
+    assert any(line.startswith("Fmax as recorded in docs/resources.md: 45.8 MHz (placed, not "
+                               "routed)") for line in lines)
     assert lines[-1] == "report: /x/report.html"
 
 
@@ -45,8 +49,9 @@ def test_exit_status_counts_every_mismatch(monkeypatch, mismatches, rtl_mismatch
                         lambda *args, **kwargs: {})
     monkeypatch.setattr(report, "write_page",
                         lambda *args, **kwargs: page(mismatches, rtl_mismatches))
+    monkeypatch.setattr(demo, "_synthesize", lambda config: CELLS)
     result = CliRunner().invoke(cli, ["demo", "--json"])
     assert result.exit_code == status, result.output
     out = json.loads(result.output)
     assert out["mismatches"] == mismatches + rtl_mismatches
-    assert out["page"] == "/x/report.html"
+    assert out["page"] == "/x/report.html" and out["synthesis"] == CELLS

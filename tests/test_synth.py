@@ -176,3 +176,20 @@ def test_cli_synth_json(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["synth", "packer", "--param", "lanes=0"])
     assert exit.value.code == 2 and "lanes" in capsys.readouterr().err
+
+
+@pytest.mark.synth
+@pytest.mark.xdist_group("synth")
+def test_yosys_only_cells(tmp_path):
+    """``synthesize_cells``: the unit's cell census without placement, cached (the demo's
+    synthesis of the whole accelerator)."""
+    from pathlib import Path
+    from spikeforge.synth.flow import synthesize_cells
+    unit = get_unit("packer")
+    first = synthesize_cells("packer", unit.build, device="ice40-up5k", build_root=tmp_path)
+    assert first["lut"] > 0 and first["ff"] > 0 and first["dsp"] == 0
+    log = Path(first["folder"]) / "yosys.log"
+    stamp = log.stat().st_mtime_ns
+    assert synthesize_cells("packer", unit.build, device="ice40-up5k",
+                            build_root=tmp_path) == first
+    assert log.stat().st_mtime_ns == stamp              # answered from the cache
