@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikeforge.contract import host
-from spikeforge.contract.program import Command, Error, Memory
+from spikeforge.contract.program import IMAGE_MEMORIES, Command, Error, Memory
 
 __all__ = ["DriverError", "Device", "Session", "SampleResult", "DEFAULT_BAUD", "open_port",
            "image_rows", "spans"]
@@ -79,11 +79,14 @@ class Device:
             self._port.reset_input_buffer()
             self._pending.clear()
             self._send(frame)
-            answer, problem = self._answer(command, tag)
+            answer, unreadable = self._answer(command, tag)
+            if answer is None and unreadable is None:
+                problem = f"no answer within {self.timeout:g} s"
+                self._send(b"\x00")              # end whatever the device holds
+                self._drain()
+                continue
             if answer is None:
-                if problem.startswith("no answer"):
-                    self._send(b"\x00")          # end whatever the device holds
-                    self._drain()
+                problem = f"an unreadable answer ({unreadable})"
                 continue
             if answer.error in _LINE_ERRORS:
                 problem = f"the device read it as {answer.error.name}"
@@ -101,10 +104,10 @@ class Device:
         self.sent += len(data)
 
     def _answer(self, command, tag):
-        """``(answer, None)`` or ``(None, why)``: frames until one answers ``command``/``tag``
-        (earlier answers, e.g. to a retried request, are skipped) or the time is up."""
+        """``(answer, None)``; ``(None, why)`` for an unreadable answer frame; ``(None, None)``
+        when the time is up. Frames answering anything but ``command``/``tag`` (e.g. a late
+        answer to an earlier attempt) are skipped."""
         deadline = time.monotonic() + self.timeout
-        why = f"no answer within {self.timeout:g} s"
         while time.monotonic() < deadline:
             chunk = self._port.read(max(1, self._port.in_waiting))
             self.received += len(chunk)
@@ -118,17 +121,17 @@ class Device:
                 try:
                     answer = host.parse_answer(raw)
                 except ValueError as exc:
-                    why = f"an unreadable answer ({exc})"
-                    return None, why
+                    return None, str(exc)
                 if answer.command == 0 and answer.tag == 0 and answer.error in _LINE_ERRORS:
                     return answer, None          # a damaged request: not echoed
                 if answer.command == command and answer.tag == tag:
                     return answer, None
-        return None, why
+        return None, None
 
-    def _drain(self, seconds=0.05):
-        """Drop whatever arrives within ``seconds`` (the answer to a resynchronising 0x00)."""
-        deadline = time.monotonic() + max(seconds, min(self.timeout, 0.5))
+    def _drain(self):
+        """Drop what arrives within half a second (at most ``timeout``): the answer to a
+        resynchronising 0x00."""
+        deadline = time.monotonic() + min(self.timeout, 0.5)
         while time.monotonic() < deadline:
             self.received += len(self._port.read(max(1, self._port.in_waiting)))
         self._pending.clear()
@@ -214,8 +217,6 @@ class SampleResult:
 class Session:
     """A compiled model (``compiled``: ``config``, ``images``, ``layers``) on ``device``."""
 
-    IMAGES = ("program", "weights", "biases", "thresholds")
-
     def __init__(self, device, compiled, *, run_timeout=60.0):
         from spikeforge.golden.accelerator import Accelerator
         self.device, self.compiled = device, compiled
@@ -227,7 +228,7 @@ class Session:
         """RESET, INFO checked against the configuration, every image written."""
         self.device.reset()
         self.device.check_config()
-        for name in self.IMAGES:
+        for name in IMAGE_MEMORIES:
             memory = Memory[name.upper()]
             rows = image_rows(self.config, memory, self.compiled.images[name])
             if rows:

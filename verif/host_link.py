@@ -24,7 +24,7 @@ from cocotb.utils import get_sim_time
 from spikeforge.contract import host
 from spikeforge.contract.program import Command, Error, Memory
 
-__all__ = ["HostLink", "HostError", "frame_tag"]
+__all__ = ["HostLink", "HostError", "frame_tag", "random_rows", "with_bad_crc"]
 
 
 class HostError(AssertionError):
@@ -277,3 +277,20 @@ def _name(command):
         return Command(command).name
     except ValueError:
         return f"command {command}"
+
+
+def random_rows(rng, config, memory, count):
+    """``count`` random rows of ``memory`` of ``config`` as the link writes them: words over
+    their whole width (program, spikes), else lanes over their whole signed range."""
+    spec = config.memories()[Memory(memory).name.lower()]
+    if Memory(memory) in (Memory.PROGRAM, Memory.SPIKES):
+        return [rng.getrandbits(spec.element_bits) for _ in range(count)]
+    half = 1 << (spec.element_bits - 1)
+    return [[rng.randrange(-half, half) for _ in range(spec.lanes)] for _ in range(count)]
+
+
+def with_bad_crc(frame):
+    """``frame`` (a request's wire bytes) with its CRC's last bit flipped."""
+    packet = bytearray(host.cobs_decode(frame[:-1]))
+    packet[-1] ^= 1
+    return host.cobs_encode(bytes(packet)) + b"\x00"

@@ -41,11 +41,12 @@ from cocotb.utils import get_sim_time
 
 from spikeforge.contract import host
 from spikeforge.contract.configs import get_config
-from spikeforge.contract.program import FORMAT_VERSION, Command, Error, Memory, Op
+from spikeforge.contract.program import (FORMAT_VERSION, IMAGE_MEMORIES, Command, Error,
+                                         Memory, Op)
 from spikeforge.driver import image_rows, spans
 from spikeforge.golden.accelerator import (Accelerator, golden_sample, input_words,
                                            output_addresses)
-from spikeforge.verif.host_link import HostLink
+from spikeforge.verif.host_link import HostLink, random_rows, with_bad_crc
 from spikeforge.verif.tb import Testbench, params, stimulus
 
 __all__ = ["CASE_ENV", "MODES", "IMAGES", "write_case", "read_case", "output_addresses"]
@@ -55,7 +56,7 @@ CASE_ENV = "SPIKEFORGE_ACCEL_CASE"
 #: What a run does per sample (``link``: no samples, the host-port checks only).
 MODES = ("link", "layers", "whole", "both")
 #: The memory images a case carries (what the compiler writes).
-IMAGES = ("program", "weights", "biases", "thresholds")
+IMAGES = IMAGE_MEMORIES
 _PERIOD_NS = 10
 
 
@@ -129,13 +130,6 @@ class _Run:
         return False
 
 
-def _bad_crc(frame):
-    """``frame`` (a request's wire bytes) with its CRC's last bit flipped."""
-    packet = bytearray(host.cobs_decode(frame[:-1]))
-    packet[-1] ^= 1
-    return host.cobs_encode(bytes(packet)) + b"\x00"
-
-
 async def _check_info(link, config, run):
     info = await link.info()
     want = host.parse_info(host.info_payload(config))
@@ -148,7 +142,7 @@ async def _check_info(link, config, run):
 async def _check_bad_crc(link, config, run, memory, address, rows, current):
     """A WRITE of ``rows`` at ``address`` with a bad CRC is answered BAD_CHECKSUM (command
     0x80, tag 0) and the memory still holds ``current`` there."""
-    frame = _bad_crc(host.write_request(memory, address, rows, config=config, tag=0x5A))
+    frame = with_bad_crc(host.write_request(memory, address, rows, config=config, tag=0x5A))
     answer = await link.transact(Command.WRITE, frame=frame)
     run.checked += 1
     if answer.error != Error.BAD_CHECKSUM:
@@ -165,20 +159,12 @@ async def _link_checks(link, config, run, rng):
         spec = config.memories()[memory.name.lower()]
         count = min(spec.depth, 2 * host.max_words(config, memory) + 3)
         address = rng.randrange(spec.depth - count + 1)
-        rows = _random_rows(rng, config, memory, count)
+        rows = random_rows(rng, config, memory, count)
         await link.write(memory, address, rows)
         got = await link.read(memory, address, count)
         run.compare(f"{memory.name.lower()} read back", got, rows)
-        other = _random_rows(rng, config, memory, min(count, 5))
+        other = random_rows(rng, config, memory, min(count, 5))
         await _check_bad_crc(link, config, run, memory, address, other, rows[:len(other)])
-
-
-def _random_rows(rng, config, memory, count):
-    spec = config.memories()[Memory(memory).name.lower()]
-    if Memory(memory) in (Memory.PROGRAM, Memory.SPIKES):
-        return [rng.getrandbits(spec.element_bits) for _ in range(count)]
-    half = 1 << (spec.element_bits - 1)
-    return [[rng.randrange(-half, half) for _ in range(spec.lanes)] for _ in range(count)]
 
 
 async def _load_images(link, config, images, run, rng, bad_crc):

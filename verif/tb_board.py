@@ -27,6 +27,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from spikeforge.contract import host
 from spikeforge.contract.configs import get_config
 from spikeforge.contract.program import Command, Error, Memory
+from spikeforge.verif.host_link import random_rows, with_bad_crc
 from spikeforge.verif.tb import Scoreboard, Testbench, params, stimulus
 
 __all__ = ["IDLE_SECONDS"]
@@ -120,17 +121,14 @@ async def _check(dut, tb, line, config, divisor):
 
     for k, memory in enumerate((Memory.SPIKES, Memory.WEIGHTS)):
         spec = config.memories()[memory.name.lower()]
-        rows = _random_rows(tb.rng, spec, memory, 6)
+        rows = random_rows(tb.rng, config, memory, 6)
         address = tb.rng.randrange(spec.depth - len(rows))
         written = await ask(host.write_request(memory, address, rows, config=config, tag=3 + k))
         board.expect((Command.WRITE, Error.OK))
         board.check((written.command, written.error))
         # the same WRITE of other rows with its CRC broken: refused, memory unchanged
-        bad = bytearray(host.cobs_decode(host.write_request(
-            memory, address, _random_rows(tb.rng, spec, memory, 6), config=config,
-            tag=9)[:-1]))
-        bad[-1] ^= 0x01
-        refused = await ask(host.cobs_encode(bytes(bad)) + b"\x00")
+        refused = await ask(with_bad_crc(host.write_request(
+            memory, address, random_rows(tb.rng, config, memory, 6), config=config, tag=9)))
         board.expect(Error.BAD_CHECKSUM)
         board.check(refused.error)
         read = await ask(host.read_request(memory, address, len(rows), config=config, tag=5 + k))
@@ -154,13 +152,6 @@ async def _check(dut, tb, line, config, divisor):
     board.expect((0, 0))
     board.check((int(dut.line_error.value), line.framing_errors))
     tb.report(board)
-
-
-def _random_rows(rng, spec, memory, count):
-    if memory in (Memory.PROGRAM, Memory.SPIKES):
-        return [rng.getrandbits(spec.element_bits) for _ in range(count)]
-    half = 1 << (spec.element_bits - 1)
-    return [[rng.randrange(-half, half) for _ in range(spec.lanes)] for _ in range(count)]
 
 
 async def _serve(dut, tb, line, port_file):

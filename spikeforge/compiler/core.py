@@ -20,17 +20,13 @@ import numpy as np
 
 from spikeforge.contract.attention import VARIANT_V1, lif_membrane_bits
 from spikeforge.contract.configs import get_config
-from spikeforge.contract.program import (DESCRIPTOR_WORDS, FORMAT_VERSION, AddMode, Memory, Op,
-                                         Reset, VARIANT_CODES, group_bits, lane_rows, pack,
-                                         weight_address)
+from spikeforge.contract.program import (DESCRIPTOR_WORDS, FORMAT_VERSION, IMAGE_MEMORIES,
+                                         AddMode, Memory, Op, Reset, VARIANT_CODES, group_bits,
+                                         lane_rows, pack, weight_address)
 from spikeforge.contract.sizes import ceil_div, signed_range
 from spikeforge.errors import UserError
 
 __all__ = ["CompileError", "Compiled", "TensorPlace", "compile_model", "IMAGE_MEMORIES"]
-
-#: The memories the compiler writes an image of (the others hold run-time state).
-IMAGE_MEMORIES = ("program", "weights", "biases", "thresholds")
-
 
 class CompileError(UserError, ValueError):
     """A model the configuration cannot run: one line naming the layer, the limit, the value."""

@@ -50,6 +50,7 @@ __all__ = [
     "Command", "Error", "FIELDS", "FIELD_BITS", "DESCRIPTOR_BITS", "DESCRIPTOR_WORDS",
     "DESCRIPTOR_SHIFT", "pack", "unpack", "field_offsets", "MemorySpec", "memory_map",
     "group_bits", "weight_address", "lane_rows", "VARIANT_CODES", "ELEMENT_BITS",
+    "IMAGE_MEMORIES",
 ]
 
 #: Version of the program format (the ``version`` field of every descriptor).
@@ -288,6 +289,11 @@ ELEMENT_BITS = {
     Memory.THRESHOLDS: "threshold_bits", Memory.SPIKES: None, Memory.VALUES: "value_bits",
     Memory.MEMBRANES: "membrane_bits", Memory.SCORES: "score_bits",
 }
+
+
+#: The memories a compiled model has an image of (loaded before a run); the others hold
+#: run-time state.
+IMAGE_MEMORIES = ("program", "weights", "biases", "thresholds")
 
 
 @dataclass(frozen=True)
