@@ -23,20 +23,21 @@ Check
     UNKNOWN_COMMAND, BAD_LENGTH, BAD_MEMORY, BAD_LENGTH, ADDRESS_RANGE, BUSY): nothing is
     written, started or reset unless every check passed.
 Execute
-    WRITE reads the words' bytes back from the buffer (one per cycle) into a shift register
-    and writes each word to its memory as it completes; READ reads the memory, one word per
-    ``word_bytes`` cycles (a 1-byte word takes 2); START pulses ``control.start`` and answers
-    the sequencer's ``check_error`` on ``check_done``; RESET pulses ``control.reset``; STATUS
-    and CYCLES sample the control inputs.
+    WRITE reads the words' bytes back from the buffer (one per cycle) into the memory's row
+    register (one shift register per memory, beside it) and writes each word to its memory as
+    it completes; READ reads the memory, one word per ``word_bytes`` cycles (a 1-byte word
+    takes 2); START pulses ``control.start`` and answers the sequencer's ``check_error`` on
+    ``check_done``; RESET pulses ``control.reset``; STATUS and CYCLES sample the control
+    inputs.
 Answer
     The answer body (3 header bytes; then a table: INFO's constants, or the bytes STATUS and
-    CYCLES sampled; then READ's words, each shifted out of a register a byte per cycle into
-    a byte FIFO, a read issued only when the FIFO has room for its whole word) goes one byte
-    per cycle through a 2-entry queue, a CRC and a COBS encoder that writes in place into the
-    packet buffer (each group's code byte written back when the group closes; a full 254-byte
-    group costs one extra cycle), while a streamer already sends the closed groups through an
-    8-byte FIFO to ``o``, then ``0x00``. ``o`` runs at one byte per cycle while ``o.ready``
-    is high and the encoder is ahead (COBS needs up to 254 bytes of look-ahead).
+    CYCLES sampled; then READ's words, each shifted out of its memory's row register a byte per
+    cycle into a byte FIFO, a read issued only when the FIFO has room for its whole word) goes
+    one byte per cycle through a 2-entry queue, a CRC and a COBS encoder that writes in place
+    into the packet buffer (each group's code byte written back when the group closes; a full
+    254-byte group costs one extra cycle), while a streamer already sends the closed groups
+    through an 8-byte FIFO to ``o``, then ``0x00``. ``o`` runs at one byte per cycle while
+    ``o.ready`` is high and the encoder is ahead (COBS needs up to 254 bytes of look-ahead).
 
 Buffer: :data:`BUFFER_BYTES` bytes as two banks (even and odd addresses) of 1024 × 8-bit
 :class:`~spikeforge.hdl.memory.RegisteredReadMemory` (read latency 2; one DP16KD each on ECP5,
@@ -381,13 +382,14 @@ class HostPort(wiring.Component):
                              s_byte.eq(in_byte), s_zero.eq(in_zero), s_last.eq(in_last)]
         m.d.sync += n.eq(n + put - sb_take)
 
-        # -- READ: memory reads → a shift register → a byte FIFO ---------------------------
+        # -- READ: memory reads → a shift register per memory → a byte FIFO ---------------
         # Reads are issued at least word_len cycles apart, and only with room in the byte
-        # FIFO for the whole word (`credit`: its free places not yet promised), so the word
-        # register `word` shifts by a byte every cycle, unconditionally: it takes the read
-        # word READ_LATENCY + 2 cycles after issue_word (the memory's r_data READ_LATENCY + 1
-        # cycles after, then `gather`) and hands out byte k in the k-th cycle after. No wide register depends on the
-        # encoder's stalls.
+        # FIFO for the whole word (`credit`: its free places not yet promised). Each memory
+        # has its own row register (`rows`, below; shared with WRITE), so the wide data never
+        # leaves the memory's neighbourhood: the word read arrives in it READ_LATENCY + 2
+        # cycles after issue_word, it shifts by a byte every cycle while reading, and the
+        # registered AND-OR of the rows' low bytes (`out_byte`, one-hot selects) hands out
+        # byte k in the k-th cycle after. No wide register depends on the encoder's stalls.
         byte_fifo_depth = 2 * max_word_bytes + 8
         m.submodules.read_bytes = read_bytes = SyncFIFOBuffered(width=8, depth=byte_fifo_depth)
         raddr = Signal(addr_bits)
@@ -402,17 +404,17 @@ class HostPort(wiring.Component):
         # credit >= word_len one cycle ago: enough, as no read follows another in the next
         # cycle (gap for words of 2 bytes or more, the ~mr1 term for 1-byte words).
         credit_ok = Signal()
-        word = Signal(8 * max_word_bytes)
-        emit_left = Signal(range(max_word_bytes + 1))   # bytes of `word` still to hand out
+        emit_left = Signal(range(max_word_bytes + 1))   # bytes of the word still to hand out
         emitting = Signal()
-        # The word read arrives (mr[READ_LATENCY]) into `gather`, an AND-OR of the r_data
-        # with one-hot registered selects (a binary select of 1 of 8 would fan out to every
-        # bit's multiplexer), and from there (`taken`) into `word`.
         load = [Signal(name=f"load_{memory.name.lower()}") for memory in _MEMORIES]
-        gather = Signal(8 * max_word_bytes)
+        chosen = [Signal(name=f"chosen_{memory.name.lower()}") for memory in _MEMORIES]
+        rows = [Signal(8 * wb, name=f"row_{memory.name.lower()}")
+                for memory, wb in zip(_MEMORIES, word_bytes)]
+        out_byte = Signal(8)
         m.d.sync += [flag.eq(mr[READ_LATENCY - 1] & (mem == k)) for k, flag in enumerate(load)]
-        m.d.sync += gather.eq(reduce(operator.or_, [
-            Mux(flag, Value.cast(port.r_data), 0) for flag, port in zip(load, ports)]))
+        m.d.sync += [flag.eq(mem == k) for k, flag in enumerate(chosen)]
+        m.d.sync += out_byte.eq(reduce(operator.or_, [
+            Mux(flag, row[:8], 0) for flag, row in zip(chosen, rows)]))
         issue_word = Signal()
         m.d.comb += issue_word.eq(reading & issue_more & gap_zero & credit_ok
                                   & ~(mr1 & word_len_one))
@@ -432,12 +434,11 @@ class HostPort(wiring.Component):
         m.d.sync += popped.eq(read_bytes.r_en & read_bytes.r_rdy)
         m.d.sync += [credit.eq(credit - Mux(issue_word, word_len, 0) + popped),
                      credit_ok.eq(credit >= word_len)]
-        m.d.sync += word.eq(Mux(taken, gather, word >> 8))
         with m.If(taken):
             m.d.sync += [emit_left.eq(word_len), emitting.eq(1)]
         with m.Elif(emitting):
             m.d.sync += [emit_left.eq(emit_left - 1), emitting.eq(emit_left != 1)]
-        m.d.comb += [read_bytes.w_en.eq(emitting), read_bytes.w_data.eq(word[:8])]
+        m.d.comb += [read_bytes.w_en.eq(emitting), read_bytes.w_data.eq(out_byte)]
         read_left = Signal.like(data_len)   # bytes of words the source has still to put
         read_last = Signal()                # read_left == 1
 
@@ -466,7 +467,6 @@ class HostPort(wiring.Component):
         commit_ptr = Signal(range(BUFFER_BYTES))
         commit_left = Signal.like(data_len)
         commit_more = Signal()              # commit_left != 0
-        assembly = Signal(8 * max_word_bytes)
         byte_in_word = Signal(range(max_word_bytes + 1))
         write_now = Signal()
         waddr = Signal(addr_bits)
@@ -480,23 +480,27 @@ class HostPort(wiring.Component):
             m.d.sync += port.w_en.eq(0)
         with m.If(write_now):
             m.d.sync += waddr.eq(waddr + 1)
-        # Registers of their own, not committing & buf_rvalid: commit_byte enables the whole
-        # assembly.
+        # Registers of their own, not committing & buf_rvalid: commit_byte enables every
+        # row register.
         c1, c2, commit_byte = Signal(), Signal(), Signal()
         m.d.sync += [c1.eq(commit_ren), c2.eq(c1), commit_byte.eq(c2)]
         with m.If(commit_byte):
-            m.d.sync += assembly.eq(Cat(assembly[8:], buf_rdata))
             with m.If(byte_in_word == word_len_m1):
                 m.d.sync += [byte_in_word.eq(0), write_now.eq(1)]
                 for k, port in enumerate(ports):
                     m.d.sync += port.w_en.eq(mem == k)
             with m.Else():
                 m.d.sync += byte_in_word.eq(byte_in_word + 1)
-        for k, port in enumerate(ports):
-            # The word is the top word_bytes[k] bytes of `assembly`.
-            lo = 8 * (max_word_bytes - word_bytes[k])
+        # The row registers: a read word is loaded whole and shifted out a byte per cycle; a
+        # written word is shifted in a byte per committed byte (at the top, so after
+        # word_bytes[k] bytes row k holds it) and written from there.
+        for k, (port, row, flag) in enumerate(zip(ports, rows, load)):
             bits = len(Value.cast(port.w_data))
-            m.d.comb += [port.w_addr.eq(waddr), port.w_data.eq(assembly[lo:lo + bits])]
+            with m.If(flag):
+                m.d.sync += row.eq(port.r_data)
+            with m.Elif(reading | commit_byte):
+                m.d.sync += row.eq(Cat(row[8:], buf_rdata))
+            m.d.comb += [port.w_addr.eq(waddr), port.w_data.eq(row[:bits])]
         commit_busy = commit_ren | c1 | c2 | commit_byte | write_now
 
         # -- answer: CRC, in-place COBS encoder, streamer ----------------------------------
