@@ -9,24 +9,38 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.contract.configs import BLOCK_SHAPES
 from spikeforge.contract.sizes import ceil_div
 
 from .params import check_int, check_choice
 
 __all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "lut_ram_attrs",
-           "ECP5_EBR_DEPTH", "ECP5_EBR_BITS"]
+           "ECP5_EBR_SHAPES", "ecp5_ebr_layout"]
 
 # How a memory is built: "block" (block RAM: dense; on ECP5 read through the EBR's output
 # register, see RegisteredReadMemory) or "distributed" (LUT RAM, read asynchronously from a
 # registered address; its multiplexer tree and address fan-out grow with the depth).
 RAM_STYLES = ("distributed", "block")
 
-# A DP16KD in 18-bit mode (DATA_WIDTH = 18) holds 1024 rows of 18 bits; in 36-bit mode (port A
-# writes DIA and DIB, port B reads DOA and DOB, the 16-kbit block as a pseudo dual port) 512
-# rows of 36 bits.
-ECP5_EBR_DEPTH = 1024
-ECP5_EBR_BITS = 18
-_WIDE_DEPTH, _WIDE_BITS = 512, 36
+# The shapes (rows, bits) of one DP16KD (Lattice TN1264), as the contract counts blocks
+# (spikeforge.contract.configs.BLOCK_SHAPES). In 36-bit mode the block is a pseudo dual port
+# (port A writes DIA and DIB, port B reads DOA and DOB); in the others port A writes DIA and
+# port B reads DOB. The row address is left-justified in ADx[13:0]: its low pins are the byte
+# write enables in 18-bit (2) and 36-bit (4) mode, zero in the narrow modes.
+ECP5_EBR_SHAPES = BLOCK_SHAPES["ecp5-ebr"]
+_ENABLES = {18: 2, 36: 4}
+
+
+def ecp5_ebr_layout(depth, bits):
+    """``(rows, width, banks, columns)`` of the DP16KD blocks that hold ``depth`` rows of
+    ``bits``: the shape with the fewest blocks (``banks * columns``), then the fewest banks
+    (so no read multiplexer where one shape holds every row)."""
+    options = []
+    for rows, width in ECP5_EBR_SHAPES:
+        banks, columns = ceil_div(depth, rows), ceil_div(bits, width)
+        options.append((banks * columns, banks, rows, width, columns))
+    _, banks, rows, width, columns = min(options)
+    return rows, width, banks, columns
 
 
 def uses_ecp5_ebr(platform):
@@ -81,17 +95,16 @@ class RegisteredReadMemory(wiring.Component):
     nowhere else (:func:`uses_ecp5_ebr`):
 
     * ``platform.family == "ecp5"`` (the synthesis flow passes ``SynthTarget(family=...)``)
-      and all-zero ``init``: DP16KD block RAMs side by side, port A writing,
-      port B reading with the output register (``REGMODE = "OUTREG"``), so the output register
-      is the EBR's own (``CEB = r_en``, ``OCE = o_en``): ``ceil(row_bits / 36)`` blocks in 36-bit
-      mode for at most 512 rows (port A writes DIA/DIB, port B reads DOA/DOB, as Yosys's
-      ``brams_map_16kd.v`` drives a 36-bit block), ``ceil(row_bits / 18)`` in 18-bit mode
-      otherwise; more than 1024 rows are banks of 1024, each bank written when the
-      address's high bits name it, all read, and ``r_data`` a multiplexer over the banks'
-      output registers selected by the read address's high bits, registered with the read.
-      Yosys 0.70 never enables that register when it infers block RAM, and the DP16KD's
-      clock-to-output delay without it (5.83 ns on speed grade 6) is most of a clock cycle
-      at 150 MHz on its own.
+      and all-zero ``init``: DP16KD block RAMs, port A writing, port B reading with the
+      output register (``REGMODE = "OUTREG"``), so the output register is the EBR's own
+      (``CEB = r_en``, ``OCE = o_en``): Yosys 0.70 never enables that register when it
+      infers block RAM, and the DP16KD's clock-to-output delay without it (5.83 ns on speed
+      grade 6) is most of a clock cycle at 150 MHz on its own. The blocks take the shape of
+      :func:`ecp5_ebr_layout` (16384 × 1 to 512 × 36, the fewest blocks, then the fewest
+      banks): ``columns`` blocks side by side per bank; with more than one bank, each bank is
+      written when the address's high bits name it, all are read, and ``r_data`` is a
+      multiplexer over the banks' output registers selected by the read address's high bits,
+      registered with the read.
     * otherwise (no platform, i.e. simulation; iCE40; nonzero initial contents, which the
       primitive path does not load): a ``lib.memory`` :class:`Memory` with
       a synchronous read port (enable ``r_en``) and a reset-less fabric register (enable
@@ -181,25 +194,18 @@ class RegisteredReadMemory(wiring.Component):
         return m
 
     def _elaborate_ecp5(self):
-        # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them.
-        # 18-bit mode: ADx[13:4] = row, ADA[1:0] = byte write enables, DIA/DOB bit j = bit j.
-        # 36-bit mode: ADx[13:5] = row, ADA[3:0] = byte write enables, DIA/DOA bits 0-17 and
-        # DIB/DOB bits 18-35. REGMODE "OUTREG" adds the output register (one more cycle),
+        # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them
+        # (see ECP5_EBR_SHAPES). REGMODE "OUTREG" adds the output register (one more cycle),
         # clocked with OCE (set on both ports: in 36-bit mode the read data leaves through both
         # DOA and DOB); CE enables the read itself; CSDECODE "0b000" with CS = 0 selects the
         # block (Lattice TN1264, "ECP5 and ECP5-5G Memory Usage Guide", DP16KD section).
-        # More rows than one block holds: banks of 1024 rows, every bank reads, a bank writes
-        # when the address's high bits name it, and r_data is the bank named by the read
-        # address's high bits (registered along with the read: taken at r_en, then at o_en).
         m = Module()
-        wide = self._depth <= _WIDE_DEPTH
-        rows = _WIDE_DEPTH if wide else ECP5_EBR_DEPTH
-        banks = ceil_div(self._depth, rows)
+        rows, width, banks, columns = ecp5_ebr_layout(self._depth, self._row_bits)
         row_bits = (rows - 1).bit_length()
         waddr, raddr = Signal(row_bits), Signal(row_bits)
         wdata = Signal(self._row_bits)
         m.d.comb += [waddr.eq(self.w_addr), raddr.eq(self.r_addr), wdata.eq(self.w_data)]
-        outputs = [self._ecp5_bank(m, b, wide, waddr, raddr, wdata,
+        outputs = [self._ecp5_bank(m, b, width, columns, waddr, raddr, wdata,
                                    self.w_en & (self.w_addr[row_bits:] == b) if banks > 1
                                    else self.w_en)
                    for b in range(banks)]
@@ -217,21 +223,22 @@ class RegisteredReadMemory(wiring.Component):
                     m.d.comb += self.r_data.eq(rdata)
         return m
 
-    def _ecp5_bank(self, m, bank, wide, waddr, raddr, wdata, w_en):
-        """The DP16KD blocks side by side of one bank (written with ``w_en``); returns their
-        read data (``row_bits`` wide)."""
-        bits = _WIDE_BITS if wide else ECP5_EBR_BITS
-        low = 5 if wide else 4                      # the address's first pin
+    def _ecp5_bank(self, m, bank, width, columns, waddr, raddr, wdata, w_en):
+        """The ``columns`` DP16KD blocks of ``width`` bits side by side of one bank (written
+        with ``w_en``); returns their read data (``row_bits`` wide)."""
+        wide = width == 36
+        half = min(width, 18)                       # data pins per port in use
+        low = 14 - len(waddr)                       # the row address's first pin
+        enables = _ENABLES.get(width, 0)
         rdata = Signal(self._row_bits, name=f"bank{bank}")
         one, zero = Const(1, 1), Const(0, 1)
-        enables = 4 if wide else 2
-        for k in range(ceil_div(self._row_bits, bits)):
-            lo = k * bits
-            hi = min(lo + bits, self._row_bits)
-            dout = Signal(bits, name=f"dout{bank}_{k}")
+        for k in range(columns):
+            lo = k * width
+            hi = min(lo + width, self._row_bits)
+            dout = Signal(width, name=f"dout{bank}_{k}")
             m.d.comb += rdata[lo:hi].eq(dout[:hi - lo])
             ports = {
-                "p_DATA_WIDTH_A": bits, "p_DATA_WIDTH_B": bits,
+                "p_DATA_WIDTH_A": width, "p_DATA_WIDTH_B": width,
                 "p_REGMODE_A": "OUTREG" if wide else "NOREG", "p_REGMODE_B": "OUTREG",
                 "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
                 "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
@@ -243,15 +250,15 @@ class RegisteredReadMemory(wiring.Component):
             }
 
             def bit(j):
-                return wdata[lo + j] if lo + j < hi else zero
+                return wdata[lo + j] if j < width and lo + j < hi else zero
 
-            for j in range(ECP5_EBR_BITS):
-                ports[f"i_DIA{j}"] = bit(j)
-                ports[f"i_DIB{j}"] = bit(ECP5_EBR_BITS + j) if wide else zero
+            for j in range(18):
+                ports[f"i_DIA{j}"] = bit(j) if j < half else zero
+                ports[f"i_DIB{j}"] = bit(18 + j) if wide else zero
                 if wide:
                     ports[f"o_DOA{j}"] = dout[j]
-                    ports[f"o_DOB{j}"] = dout[ECP5_EBR_BITS + j]
-                else:
+                    ports[f"o_DOB{j}"] = dout[18 + j]
+                elif j < width:
                     ports[f"o_DOB{j}"] = dout[j]
             for j in range(14):
                 ports[f"i_ADA{j}"] = (waddr[j - low] if j >= low

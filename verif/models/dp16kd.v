@@ -21,8 +21,13 @@
 //    clock enable (it takes the latch at an edge where OCEx is high). "NOREG": DOx is the latch.
 //  * Initial contents: INITVAL_xx holds words 16*xx .. 16*xx + 15, word i in bits [20*i +: 18]
 //    (in 36-bit mode 18-bit halves: word w is halves 2w, low, and 2w + 1).
-// Not modelled (the model stops the simulation if they are used): other data widths, RSTx high,
-// GSR. A read of a word written by the other port at the same edge is undefined on the device:
+//  * Narrow modes (DATA_WIDTH_A = DATA_WIDTH_B = 9, 4, 2 or 1: 2048, 4096, 8192 or 16384 words):
+//    the word address is ADx[13:3], [13:2], [13:1] or [13:0] (left-justified, as Yosys's
+//    brams_map_16kd.v drives it; the pins below it are 0), no byte enables, data on
+//    DIx/DOx[W-1:0]. Initial contents are not modelled in these modes (SpikeForge only builds
+//    them with all-zero contents).
+// Not modelled (the model stops the simulation if they are used): ports of different data
+// widths, RSTx high, GSR. A read of a word written by the other port at the same edge is undefined on the device:
 // the model gives X (Icarus shows it; Verilator turns X into 0).
 `timescale 1ns / 1ps
 module DP16KD (
@@ -118,7 +123,14 @@ module DP16KD (
   parameter [319:0] INITVAL_3F = 320'h0;
 
   localparam WIDE = DATA_WIDTH_A == 36 && DATA_WIDTH_B == 36;
+  localparam NARROW = DATA_WIDTH_A == DATA_WIDTH_B
+                      && (DATA_WIDTH_A == 9 || DATA_WIDTH_A == 4 || DATA_WIDTH_A == 2
+                          || DATA_WIDTH_A == 1);
+  // Narrow modes: the word address's first pin, and the data bits of a word.
+  localparam SHIFT = DATA_WIDTH_A == 9 ? 3 : DATA_WIDTH_A == 4 ? 2 : DATA_WIDTH_A == 2 ? 1 : 0;
+  localparam [8:0] MASK = (9'd1 << DATA_WIDTH_A) - 9'd1;
   reg [17:0] mem [0:1023];
+  reg [8:0] nmem [0:16383];
   reg [17:0] latch_a, latch_b, out_a, out_b;
   integer i;
 
@@ -127,10 +139,11 @@ module DP16KD (
   localparam [2:0] CS_B = {CSDECODE_B[16], CSDECODE_B[8], CSDECODE_B[0]};
 
   initial begin
-    if (!(DATA_WIDTH_A == 18 && DATA_WIDTH_B == 18) && !WIDE) begin
-      $display("ERROR: DP16KD model: only DATA_WIDTH_A = DATA_WIDTH_B = 18 or 36 is modelled");
+    if (!(DATA_WIDTH_A == 18 && DATA_WIDTH_B == 18) && !WIDE && !NARROW) begin
+      $display("ERROR: DP16KD model: only DATA_WIDTH_A = DATA_WIDTH_B (1, 2, 4, 9, 18 or 36) is modelled");
       $finish;
     end
+    for (i = 0; i < 16384; i = i + 1) nmem[i] = 0;
     latch_a = 0; latch_b = 0; out_a = 0; out_b = 0;
     for (i = 0; i < 16; i = i + 1) begin
       mem[0 + i] = INITVAL_00[20 * i +: 18];
@@ -235,7 +248,7 @@ module DP16KD (
     if (OCEB) out_b <= latch_b;
   end
 
-  always @(posedge clk_a) if (!WIDE) begin
+  always @(posedge clk_a) if (!WIDE && !NARROW) begin
     if (wr_a) begin
       mem[addr_a] <= merge(mem[addr_a], di_a, be_a);
       if (WRITEMODE_A == "WRITETHROUGH") latch_a <= merge(mem[addr_a], di_a, be_a);
@@ -245,7 +258,7 @@ module DP16KD (
     end
   end
 
-  always @(posedge clk_b) if (!WIDE) begin
+  always @(posedge clk_b) if (!WIDE && !NARROW) begin
     if (wr_b) begin
       mem[addr_b] <= merge(mem[addr_b], di_b, be_b);
       if (WRITEMODE_B == "WRITETHROUGH") latch_b <= merge(mem[addr_b], di_b, be_b);
@@ -274,6 +287,27 @@ module DP16KD (
       latch_a <= (wr_a && be_w[1:0] != 0 && addr_w == addr_r) ? 18'bx : mem[{addr_r, 1'b0}];
       latch_b <= (wr_a && be_w[3:2] != 0 && addr_w == addr_r) ? 18'bx : mem[{addr_r, 1'b1}];
     end
+  end
+
+  // Narrow modes: both ports read and write words of DATA_WIDTH_A bits at naddr_x.
+  wire [13:0] full_a = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3,
+                        ADA2, ADA1, ADA0};
+  wire [13:0] full_b = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3,
+                        ADB2, ADB1, ADB0};
+  wire [13:0] naddr_a = full_a >> SHIFT, naddr_b = full_b >> SHIFT;
+  always @(posedge clk_a) if (NARROW) begin
+    if (wr_a) begin
+      nmem[naddr_a] <= di_a[8:0] & MASK;
+      if (WRITEMODE_A == "WRITETHROUGH") latch_a <= {9'd0, di_a[8:0] & MASK};
+      else if (WRITEMODE_A == "READBEFOREWRITE") latch_a <= {9'd0, nmem[naddr_a]};
+    end else if (act_a) latch_a <= (wr_b && naddr_b == naddr_a) ? 18'bx : {9'd0, nmem[naddr_a]};
+  end
+  always @(posedge clk_b) if (NARROW) begin
+    if (wr_b) begin
+      nmem[naddr_b] <= di_b[8:0] & MASK;
+      if (WRITEMODE_B == "WRITETHROUGH") latch_b <= {9'd0, di_b[8:0] & MASK};
+      else if (WRITEMODE_B == "READBEFOREWRITE") latch_b <= {9'd0, nmem[naddr_b]};
+    end else if (act_b) latch_b <= (wr_a && naddr_a == naddr_b) ? 18'bx : {9'd0, nmem[naddr_b]};
   end
 
   wire [17:0] do_a = (REGMODE_A == "OUTREG") ? out_a : latch_a;
