@@ -87,13 +87,17 @@ def test_a_failed_rtl_run_is_a_user_error(monkeypatch):
 @pytest.mark.xdist_group("accelerator-verilator-sim-small")
 def test_report_on_the_rtl():
     """The real thing: the spikformer model's every layer on the sim-small accelerator
-    (Verilator), 0 mismatches, every layer at or above its bound."""
+    (Verilator), 0 mismatches, the first LIF layer's membranes after every step equal to the
+    golden model's, every layer at or above its bound."""
     from spikeforge.verif.accel_cases import shipped_model_path
     result = report("--model", str(shipped_model_path("spikformer")), "--config", "sim-small",
                     "--json")
     assert result.exit_code == 0, result.output
     out = last_json(result)
     assert out["mismatches"] == 0 and out["cycles"] >= out["bound_cycles"] > 0
+    trace = out["membrane"]     # read back after each step, the steps differ
+    assert trace["rtl_mismatches"] == 0 and trace["rtl"] == trace["golden"]
+    assert any(len(set(values)) > 1 for values in trace["golden"])
     measured = [row for row in out["layers"] if "cycles" in row]
     assert measured and all(row["cycles"] >= row["bound_cycles"] for row in measured)
 

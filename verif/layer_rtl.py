@@ -6,8 +6,9 @@ design (the ``accelerator`` unit for the compiled configuration, in the cocotb s
 driven only through its host port: :func:`~.bench_accelerator.run_rtl` in ``layers`` mode).
 Each layer runs alone (START i, i + 1), its output is read back and compared with the
 accelerator's golden model, and its cycles are the sequencer's counter for that descriptor.
-After the first LIF layer the RTL's membranes memory is read back too: the state after the
-layer's last step, next to the golden model's membranes step by step (:func:`membrane_trace`).
+The first LIF layer's membranes memory is read back after every step too (the layer rewritten
+over the host port with fewer steps for the steps before the last), next to the golden model's
+membranes step by step (:func:`membrane_trace`).
 
 The caller compiles (this package does not import the compiler): ``compiled`` is what
 ``spikeforge.compiler.compile_model`` returns for the model.
@@ -50,8 +51,8 @@ def spike_raster(model, image, *, neurons=RASTER_NEURONS):
 
 def membrane_trace(model, image, name, *, neurons=TRACE_NEURONS):
     """The golden integer model's membranes of LIF layer ``name`` on ``image`` (int ``(1, C,
-    H, W)``): ``{"layer", "threshold" (θ·2^F, the membrane's units), "final"`` (every neuron's
-    membrane after the last step, int ``(H·W, C)``: token, channel), ``"neurons"`` (``[token,
+    H, W)``): ``{"layer", "threshold" (θ·2^F, the membrane's units), "membranes"`` (every
+    neuron's membrane after each step, int ``(T, H·W, C)``: step, token, channel), ``"neurons"`` (``[token,
     channel]`` of up to ``neurons`` neurons, as many spike counts as there are, most first),
     ``"golden"`` (their membranes after each step ``t``, ``[neuron][t]``) and ``"spikes"``
     (their spikes ``[neuron][t]``)``}``."""
@@ -74,7 +75,7 @@ def membrane_trace(model, image, name, *, neurons=TRACE_NEURONS):
             seen.add(counts[token, channel])
             chosen.append([int(token), int(channel)])
     return {"layer": name, "threshold": int(layer["threshold"]) << layer["frac_bits"],
-            "final": membranes[-1],
+            "membranes": membranes,
             "neurons": chosen,
             "golden": [membranes[:, n, c].tolist() for n, c in chosen],
             "spikes": [spikes[:, n, c].astype(int).tolist() for n, c in chosen]}
@@ -111,10 +112,11 @@ def inference_report(model, compiled, image, *, rtl=True, simulator="verilator")
     ``(1, C, H, W)``). With ``rtl``, the rows of the layers of ``compiled`` add what the RTL
     measured (:data:`RTL_KEYS`, ``ratio``); the totals are sums over those layers. The
     ``report`` command prints the returned dict (``docs/report.md``); ``membrane`` is the
-    :func:`membrane_trace` of the program's first LIF layer (without ``final``) plus ``rtl``
-    (the RTL's read-back membranes of the traced neurons, ``None`` without ``rtl``) and
-    ``rtl_mismatches`` (neurons of the layer whose read-back membrane differs); ``raster`` is
-    the :func:`spike_raster`."""
+    :func:`membrane_trace` of the program's first LIF layer (without ``membranes``) plus
+    ``rtl`` (the RTL's read-back membranes of the traced neurons after each step,
+    ``[neuron][t]``, ``None`` without ``rtl``) and ``rtl_mismatches`` (membranes of the layer,
+    over every neuron and step, whose read-back value differs); ``raster`` is the
+    :func:`spike_raster`."""
     counter = Counter()
     logits = run_program(model, image, counter=counter)
     summary = counter.summary(ann_macs=ann_macs(model.float_model()))
@@ -134,7 +136,7 @@ def inference_report(model, compiled, image, *, rtl=True, simulator="verilator")
     }
     lif = next(i for i, layer in enumerate(compiled.layers) if layer["op"] == "lif")
     trace = membrane_trace(model, image, compiled.layers[lif]["name"])
-    final = trace.pop("final")
+    golden = trace.pop("membranes")                       # (T, tokens, C)
     trace.update(rtl=None, rtl_mismatches=None)
     totals = dict.fromkeys(("cycles", "bound_cycles", "model_cycles", "mismatches", "ratio"))
     if rtl:
@@ -144,9 +146,12 @@ def inference_report(model, compiled, image, *, rtl=True, simulator="verilator")
             raise RuntimeError(f"the RTL run failed: {run['failure']}")
         read = run.get("membranes", {}).get(str(lif + 1))
         if read is not None:
-            got = rtl_membranes(read, len(final), compiled.config.lanes)[:, :final.shape[1]]
-            trace["rtl"] = [int(got[n, c]) for n, c in trace["neurons"]]
-            trace["rtl_mismatches"] = int((got != final).sum())
+            tokens, channels = golden.shape[1:]
+            got = np.stack([rtl_membranes(rows, tokens, compiled.config.lanes)[:, :channels]
+                            for rows in read])                  # (T, tokens, C)
+            trace["rtl"] = [got[:, n, c].tolist() for n, c in trace["neurons"]]
+            trace["rtl_mismatches"] = int((got != golden).sum()) if got.shape == golden.shape \
+                else int(golden.size)
         layers = []
         for layer, figures in zip(compiled.layers, run["layers"]):
             measured = {key: figures[key] for key in RTL_KEYS}

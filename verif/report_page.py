@@ -134,8 +134,9 @@ def _notes(page):
     else:
         wrong = trace["rtl_mismatches"]
         rtl = (f"RTL: the accelerator's membranes memory read back over the host port after "
-               f"{_e(trace['layer'])} ran alone (the state after its last step), plotted as "
-               f"crosses at the last step; over every neuron of the layer "
+               f"each step of {_e(trace['layer'])} (the layer run alone, rewritten with fewer "
+               f"steps for the steps before its last), plotted as crosses; over every neuron "
+               f"and step of the layer "
                + ("it equals the golden model's." if not wrong else
                   f'<span class="bad">{wrong} membranes differ from the golden model</span>.'))
     return {

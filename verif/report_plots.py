@@ -74,8 +74,8 @@ def cycles(page):
 
 
 def membrane(page):
-    """The golden membranes of a few neurons over the steps, the RTL's read-back final
-    membranes on top."""
+    """The golden membranes of a few neurons over the steps (lines), the RTL's read-back
+    membranes after each step on top (crosses)."""
     trace = page["membrane"]
     fig, ax = plt.subplots(figsize=(8, 3))
     steps = range(page["time_steps"])
@@ -83,13 +83,13 @@ def membrane(page):
         ax.plot(steps, values, "o-", color=f"C{k}",
                 label=f"golden, token {token} channel {channel}")
         if trace["rtl"] is not None:
-            ax.plot([steps[-1]], [trace["rtl"][k]], "x", color="k", markersize=12,
-                    markeredgewidth=2, label="RTL read-back" if k == 0 else None)
+            ax.plot(steps[:len(trace["rtl"][k])], trace["rtl"][k], "x", color="k",
+                    markersize=10, markeredgewidth=2, label="RTL read-back" if k == 0 else None)
     ax.axhline(trace["threshold"], color="grey", linestyle="--", label="threshold θ·2^F")
     ax.set_xticks(list(steps))
     ax.set_xlabel("time step (membrane after the step, after reset)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    where = ("RTL: the membranes memory read back after the layer" if trace["rtl"] is not None
+    where = ("RTL: the membranes memory read back after each step" if trace["rtl"] is not None
              else "RTL not run")
     ax.set_title(f"membranes of {trace['layer']} ({where})", fontsize=9)
     return _png(fig)

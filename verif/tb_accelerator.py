@@ -41,8 +41,8 @@ from cocotb.utils import get_sim_time
 
 from spikeforge.contract import host
 from spikeforge.contract.configs import get_config
-from spikeforge.contract.program import (FORMAT_VERSION, IMAGE_MEMORIES, Command, Error,
-                                         Memory, Op)
+from spikeforge.contract.program import (DESCRIPTOR_SHIFT, FORMAT_VERSION, IMAGE_MEMORIES,
+                                         Command, Error, Memory, Op, pack)
 from spikeforge.driver import image_rows, spans
 from spikeforge.golden.accelerator import (Accelerator, golden_sample, input_words,
                                            output_addresses)
@@ -74,9 +74,10 @@ def write_case(path, *, config, images, pixels=None, mode="both", names=None, in
     (scores and input words per sample as before; ``bound`` and ``model_cycles`` per sample
     become the batch's means). ``started``: a file the testbench creates when the simulation
     starts (the build is done). ``membranes`` (``layers`` and ``both`` modes): the indices
-    (1-based) of LIF descriptors after which the membranes memory (its rows 0 ..
-    ``out_tokens * lane_groups - 1``, the state after the layer's last step) is read back into
-    the sample's detail (``membranes``: ``{index: rows}``)."""
+    (1-based) of LIF descriptors whose membranes memory (its rows 0 .. ``out_tokens *
+    lane_groups - 1``) is read back after each step into the sample's detail (``membranes``:
+    ``{index: [rows after step 1, …, after step T]}``; the steps before the last by running
+    the descriptor rewritten with fewer steps)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     meta = {"config": getattr(config, "name", config), "mode": mode, "names": names,
@@ -224,10 +225,13 @@ def _budget(cycles):
 
 async def _run_layers(link, config, accelerator, snaps, gold, run, names, membranes=()):
     """Each layer alone; its output against the golden memory after it. Returns the per-layer
-    RTL cycles, the mismatching layers' indices and the membranes read back after the LIF
-    descriptors of ``membranes`` (``{index: rows}``)."""
+    RTL cycles, the mismatching layers' indices and, for the LIF descriptors of
+    ``membranes``, the membranes memory after each step (``{index: [rows after step 1, …,
+    after step T]}``: :func:`_membranes_per_step`)."""
     cycles, bad, state = [], [], {}
     for i, d in enumerate(accelerator.layers, start=1):
+        if i in membranes and d["op"] == Op.LIF:
+            state[str(i)] = await _membranes_per_step(link, i, d, gold.cycles[i - 1])
         await link.start(i, i + 1)
         await link.wait_done(timeout_cycles=_budget(gold.cycles[i - 1]))
         cycles.append(await link.cycles(i))
@@ -237,10 +241,26 @@ async def _run_layers(link, config, accelerator, snaps, gold, run, names, membra
         name = names[i - 1] if names else f"descriptor {i}"
         if not run.compare(f"layer {i} {name} ({Op(d['op']).name}) output", got, want):
             bad.append(i)
-        if i in membranes and d["op"] == Op.LIF:
-            state[str(i)] = await link.read(Memory.MEMBRANES, 0,
-                                            d["out_tokens"] * d["lane_groups"])
+        if str(i) in state:
+            state[str(i)].append(await link.read(Memory.MEMBRANES, 0,
+                                                 d["out_tokens"] * d["lane_groups"]))
     return cycles, bad, state
+
+
+async def _membranes_per_step(link, i, d, cycles):
+    """The membranes memory of LIF descriptor ``i`` (``d``) after each step but the last:
+    descriptor ``i`` rewritten over the host port with ``steps`` = 1, 2, …, T - 1 and run
+    alone each time (the LIF starts every run from V = 0 and reads step t's input where the
+    whole layer does), then written back as it was; the caller's run gives step T."""
+    rows = d["out_tokens"] * d["lane_groups"]
+    out = []
+    for steps in range(1, d["steps"]):
+        await link.write(Memory.PROGRAM, i << DESCRIPTOR_SHIFT, pack({**d, "steps": steps}))
+        await link.start(i, i + 1)
+        await link.wait_done(timeout_cycles=_budget(cycles))
+        out.append(await link.read(Memory.MEMBRANES, 0, rows))
+    await link.write(Memory.PROGRAM, i << DESCRIPTOR_SHIFT, pack(d))
+    return out
 
 
 async def _read_scores(link, config, accelerator):

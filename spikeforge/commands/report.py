@@ -166,5 +166,5 @@ def print_report(out):
                   "mismatches" if out["cycles"] is not None else ""))
     trace = out["membrane"]
     if trace["rtl_mismatches"] is not None:
-        click.echo(f"membranes of {trace['layer']} read back from the RTL: "
+        click.echo(f"membranes of {trace['layer']} read back from the RTL after each step: "
                    f"{trace['rtl_mismatches']} differ from the golden model's")
