@@ -27,7 +27,7 @@ from pathlib import Path
 from spikeforge.hdl.uart import uart_divisor
 
 from .board_top import BoardTop, ecp5_pll
-from .devices import ABC9_UNBRACKETED, get_device
+from .devices import ABC9_UNBRACKETED, CONGESTED_PLACE_ROUTE, get_device
 from .flow import run_tool
 from .report import fmax, placed, read_stat, resources
 
@@ -69,6 +69,9 @@ class Board:
         A platform attribute holding resources to add first (e.g. a PMOD the LEDs are on).
     programmer : tuple of str
         ``openFPGALoader`` arguments before the bitstream.
+    place_route : tuple of str
+        nextpnr options added to the build's (:data:`~.devices.CONGESTED_PLACE_ROUTE` where
+        the accelerator fills much of the part).
     """
 
     name: str
@@ -82,6 +85,7 @@ class Board:
     leds: tuple
     extra_resources: str | None
     programmer: tuple
+    place_route: tuple = ()
 
 
 BOARDS = {board.name: board for board in [
@@ -90,7 +94,7 @@ BOARDS = {board.name: board for board in [
           device="ecp5-85k", config="ulx3s-85f", clock_mhz=45.0, baud=3_000_000, pll=True,
           leds=(("led", 0), ("led", 1), ("led", 2), ("led", 3)), extra_resources=None,
           # into the FPGA's configuration SRAM (gone at power-off)
-          programmer=("-b", "ulx3s", "-m")),
+          programmer=("-b", "ulx3s", "-m"), place_route=CONGESTED_PLACE_ROUTE),
     # 12 MHz / 3 Mbaud = 4 cycles per bit, the receiver's minimum; the FT2232H makes 3 Mbaud
     # exactly (its 3 MHz base rate, divisor 1). Green LED: done, red: error; the snap-off
     # PMOD (plugged into PMOD2 as shipped): L1 (red) line error, L2 busy.
@@ -192,7 +196,8 @@ def _overrides(spec, seed):
         "synth_opts": "-run map_luts:",
         "script_after_synth": "tee -q -o stat.json stat -json",
         # A run that misses the clock still reports its Fmax (the result says it is not met).
-        "nextpnr_opts": f"--report report.json --seed {seed} --threads 1 --timing-allow-fail",
+        "nextpnr_opts": " ".join([f"--report report.json --seed {seed} --threads 1",
+                                  "--timing-allow-fail", *spec.place_route]),
     }
 
 

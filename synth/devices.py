@@ -7,7 +7,7 @@ and DSP blocks in that family.
 
 from dataclasses import dataclass
 
-__all__ = ["Device", "YosysRoute", "DEVICES", "get_device", "UnknownDevice"]
+__all__ = ["Device", "YosysRoute", "DEVICES", "get_device", "UnknownDevice", "CONGESTED_PLACE_ROUTE"]
 
 
 class UnknownDevice(LookupError):
@@ -75,6 +75,14 @@ def _classic_abc(*steps):
     # (`Nwk_ManPushBackward*_rec`) on the whole accelerator. Not timing-driven across the carry
     # chains as ABC9 is: a fallback only.
     return YosysRoute("classic abc", map_luts=steps)
+
+
+#: nextpnr options for a design that fills much of an ECP5-85 (the whole accelerator): the
+#: analytic placer (``static``, spreads the cells evenly) and ``router2``. With the default
+#: HeAP placer and router1 the ULX3S accelerator's routing did not converge in hours; with
+#: HeAP and router2 its overuse stalled near 20,000 wires; with these it routes (seed 1,
+#: 2026-12-03, ``docs/resources.md``).
+CONGESTED_PLACE_ROUTE = ("--placer", "static", "--router", "router2")
 
 
 @dataclass(frozen=True)

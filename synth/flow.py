@@ -26,7 +26,7 @@ from pathlib import Path
 
 from spikeforge.hdl.target import SynthTarget
 
-from .devices import get_device
+from .devices import CONGESTED_PLACE_ROUTE, get_device
 from .report import (overflows, read_stat, unit_cells, register_bits, resources, fmax, placed,
                      critical_path)
 from .wrapper import OutOfContext, DUT_NAME
@@ -249,7 +249,8 @@ def synthesize(unit_name, *, device, params=None, freq=None, seed=1, cache=True,
     _check_run(dev, freq, seed)
     return synthesize_component(unit.name, lambda: unit.build(params), params=resolved,
                                 device=device, freq=freq, seed=seed, cache=cache, log=log,
-                                build_root=build_root)
+                                build_root=build_root,
+                                place_route=CONGESTED_PLACE_ROUTE if unit.congested else ())
 
 
 def _check_run(dev, freq, seed):
@@ -262,10 +263,12 @@ def _check_run(dev, freq, seed):
 
 
 def synthesize_component(name, build, *, params, device, freq=None, seed=1, cache=True,
-                         log=None, build_root=None):
+                         log=None, build_root=None, place_route=()):
     """:func:`synthesize` for any component: ``build()`` returns it (called once), ``name``
     names the run (``build/synth/<name>/``) and the result's ``unit``, ``params`` are recorded
-    in the result. Raises as :func:`synthesize` (but no unit lookup)."""
+    in the result; ``place_route``: nextpnr options added to the device's (e.g.
+    :data:`~.devices.CONGESTED_PLACE_ROUTE`). Raises as :func:`synthesize` (but no unit
+    lookup)."""
     from amaranth.back import rtlil
     from spikeforge.verif.toolchain import setup_environment
 
@@ -283,12 +286,13 @@ def synthesize_component(name, build, *, params, device, freq=None, seed=1, cach
                            platform=SynthTarget(family=dev.family))
     key = hashlib.sha256(json.dumps({
         "design": hashlib.sha256(design.encode()).hexdigest(), "device": dev.name,
-        "freq": freq, "seed": seed, "flow": _flow_digest(), "tools": tools},
+        "freq": freq, "seed": seed, "flow": _flow_digest(), "tools": tools,
+        **({"place_route": list(place_route)} if place_route else {})},
         sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(build_root or _build_root()) / name / f"{dev.name}-{key}"
     run_path = folder / "run.json"
     if not (cache and run_path.exists()):
-        _run_tools(folder, design, dev, name, freq, seed, say, started)
+        _run_tools(folder, design, dev, name, freq, seed, say, started, place_route)
     run = json.loads(run_path.read_text())
 
     # Figures are read from the tools' own outputs each time (cheap), so a change to the report
@@ -351,14 +355,14 @@ def synthesize_cells(name, build, *, device, cache=True, log=None, build_root=No
             "folder": str(folder)}
 
 
-def _run_tools(folder, design, dev, name, freq, seed, say, started):
+def _run_tools(folder, design, dev, name, freq, seed, say, started, place_route=()):
     """Yosys then nextpnr in ``folder``; ``run.json`` (written last) marks a complete run."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "design.il").write_text(design)
     say(f"{name}: yosys {dev.yosys_synth}")
     warnings = _synthesize_netlist(folder, dev, name, say)
     say(f"{name}: nextpnr on {dev.part}")
-    run_tool([_tool(dev.nextpnr), *dev.nextpnr_args, "--json", "netlist.json",
+    run_tool([_tool(dev.nextpnr), *dev.nextpnr_args, *place_route, "--json", "netlist.json",
           "--freq", f"{freq:g}", "--seed", str(seed), "--threads", "1", "--timing-allow-fail",
           "--report", "report.json", "-q", "-l", "nextpnr.log"],
          folder, "nextpnr", f"nextpnr for {name} on {dev.name}")

@@ -29,6 +29,9 @@ class Unit:
     testbench: str                       # cocotb test module
     defaults: dict = field(default_factory=dict)
     stimulus: dict = field(default_factory=dict)
+    # Fills much of its device: `spikeforge synth unit` places and routes it with
+    # synth.devices.CONGESTED_PLACE_ROUTE instead of nextpnr's defaults.
+    congested: bool = False
 
     def component_class(self):
         module, cls = self.component.split(":")
@@ -120,6 +123,7 @@ UNITS = {unit.name: unit for unit in [
         # Without a case file (SPIKEFORGE_ACCEL_CASE or "case") the testbench checks the host
         # port only; `spikeforge run --backend rtl` writes a case and runs a model.
         stimulus={"case": None, "in_idle": 0.2, "out_stall": 0.2},
+        congested=True,
     ),
     Unit(
         name="board",

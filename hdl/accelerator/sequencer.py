@@ -53,8 +53,8 @@ class Sequencer(wiring.Component):
         The host port's START (RESET is a synchronous reset of the sequencer, by the
         accelerator).
     owns : Out(1)
-        The sequencer owns the memories (checking or running); the host port owns them
-        otherwise.
+        The sequencer owns the memories (checking or running: any state but idle, a
+        register); the host port owns them otherwise.
     busy, done, error, layer, cycles : Out
         Status: running; the last run reached its end; the last START's error; the
         descriptor being run; cycles since the last START.
@@ -167,14 +167,22 @@ class Sequencer(wiring.Component):
         def begin_fetch(at):
             m.d.sync += [index.eq(at), issue.eq(0), got.eq(0), fetching.eq(1)]
 
+        # `owns` is a register, high exactly while the state is not IDLE (set on leaving it,
+        # cleared on every return): the memories' gating starts from a flip-flop, not from a
+        # decode of the state.
+        def to_idle():
+            m.d.sync += self.owns.eq(0)
+            m.next = "IDLE"
+
         with m.If(self.busy):
             m.d.sync += [self.cycles.eq(self.cycles + 1), layer_cycles.eq(layer_cycles + 1)]
 
-        with m.FSM(name="state") as fsm:
+        with m.FSM(name="state"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [first.eq(self.first), stop.eq(self.stop), self.done.eq(0),
                                  self.error.eq(Error.OK), self.cycles.eq(0)]
+                    m.d.sync += self.owns.eq(1)
                     begin_fetch(0)
                     m.next = "CHECK"
             with m.State("CHECK"):
@@ -193,7 +201,7 @@ class Sequencer(wiring.Component):
                 with m.If(error != Error.OK):
                     m.d.comb += [self.check_done.eq(1), self.check_error.eq(error)]
                     m.d.sync += self.error.eq(error)
-                    m.next = "IDLE"
+                    to_idle()
                 with m.Elif(d.op == Op.END):
                     m.d.comb += [self.check_done.eq(1), self.check_error.eq(Error.OK)]
                     m.d.sync += [self.busy.eq(1), layer_cycles.eq(0)]
@@ -202,21 +210,21 @@ class Sequencer(wiring.Component):
                 with m.Elif(index == slots - 1):
                     m.d.comb += [self.check_done.eq(1), self.check_error.eq(Error.NO_END)]
                     m.d.sync += self.error.eq(Error.NO_END)
-                    m.next = "IDLE"
+                    to_idle()
                 with m.Else():
                     begin_fetch(index + 1)
                     m.next = "CHECK"
             with m.State("FETCH"):
                 with m.If((stop != 0) & (index == stop) | (index >= slots)):
                     m.d.sync += [fetching.eq(0), self.busy.eq(0), self.done.eq(1)]
-                    m.next = "IDLE"
+                    to_idle()
                 with m.Elif(fetched):
                     m.d.sync += fetching.eq(0)
                     m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(d.op == Op.END):
                     m.d.sync += [self.busy.eq(0), self.done.eq(1)]
-                    m.next = "IDLE"
+                    to_idle()
                 with m.Elif(d.op == Op.INPUT):
                     m.next = "NEXT"
                 with m.Else():
@@ -232,6 +240,5 @@ class Sequencer(wiring.Component):
                 m.d.sync += layer_cycles.eq(0)
                 begin_fetch(index + 1)
                 m.next = "FETCH"
-        m.d.comb += self.owns.eq(~fsm.ongoing("IDLE"))
         return m
 
