@@ -159,6 +159,9 @@ def test_ulx3s_plan(capsys, build_root):
     assert 'FREQUENCY NET "clkop" 45000000.0 HZ;' in lpf
     script = (folder / "top.ys").read_text()
     assert "rename -unescape w:*] x:* %d" in script and "stat -json" in script
+    # the whole accelerator only routes with the static placer and router2
+    build = (folder / "build_top.sh").read_text()
+    assert "--placer static --router router2" in build
 
 
 def test_icebreaker_plan(capsys, build_root):
@@ -354,7 +357,7 @@ def test_missed_clock_exits_1(monkeypatch, capsys, build_root):
 
 
 @pytest.mark.skipif(not os.environ.get("SPIKEFORGE_BOARD_BUILD"),
-                    reason="the whole accelerator through nextpnr takes hours: "
+                    reason="the whole accelerator through the tools takes about 20 minutes: "
                            "set SPIKEFORGE_BOARD_BUILD=1")
 @pytest.mark.synth
 def test_ulx3s_bitstream(tmp_path):

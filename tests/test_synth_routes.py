@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from spikeforge.synth import flow
-from spikeforge.synth.devices import DEVICES, YosysRoute
+from spikeforge.synth.devices import CONGESTED_PLACE_ROUTE, DEVICES, YosysRoute, get_device
 from spikeforge.synth.flow import SynthesisError, _over_full, _synthesize_netlist, _yosys_script
 
 FAMILY_DEVICES = ("ecp5-85k", "ice40-up5k")
@@ -194,3 +194,25 @@ def test_fallback_route_places_and_routes(device, route, tmp_path, monkeypatch):
         assert "Executing ABC pass" in text and "Executing ABC9 pass" not in text
     else:
         assert "Executing ABC9 pass" in text and bracketed == []
+
+
+# --- the place-and-route options of a congested design
+
+def test_congested_units_get_the_static_placer_and_router2(monkeypatch, tmp_path):
+    """The accelerator unit (marked ``congested``) is placed and routed with
+    CONGESTED_PLACE_ROUTE, which reaches nextpnr's command line; other units get none."""
+    asked = {}
+    monkeypatch.setattr(flow, "synthesize_component",
+                        lambda name, build, **kw: asked.setdefault(name, kw["place_route"]))
+    flow.synthesize("accelerator", device="ecp5-85k")
+    flow.synthesize("lif", device="ecp5-85k")
+    assert asked == {"accelerator": CONGESTED_PLACE_ROUTE, "lif": ()}
+
+    argv = []
+    monkeypatch.setattr(flow, "_synthesize_netlist", lambda *a, **k: [])
+    monkeypatch.setattr(flow, "run_tool", lambda command, *a, **k: argv.append(command))
+    flow._run_tools(tmp_path, "design", get_device("ecp5-85k"), "x", 45.0, 1, print, 0.0,
+                    CONGESTED_PLACE_ROUTE)
+    nextpnr = argv[-1]
+    at = nextpnr.index("--placer")
+    assert nextpnr[at:at + 4] == ["--placer", "static", "--router", "router2"]
