@@ -62,6 +62,8 @@ def _simulate(words, *, first=1, stop=0, reads=()):
             await ctx.tick()
             if "check" in out and not ctx.get(seq.busy) and not ctx.get(seq.owns):
                 break
+        # every run ends idle, the memories handed back to the host port
+        assert not ctx.get(seq.owns) and not ctx.get(seq.busy), "the sequencer kept the memories"
         out["done"] = ctx.get(seq.done)
         out["error"] = Error(ctx.get(seq.error))
         for layer in reads:
