@@ -9,38 +9,23 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.contract.configs import BLOCK_SHAPES
-from spikeforge.contract.sizes import ceil_div
+from spikeforge.contract.configs import block_layout
 
 from .params import check_int, check_choice
 
-__all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "lut_ram_attrs",
-           "ECP5_EBR_SHAPES", "ecp5_ebr_layout"]
+__all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "lut_ram_attrs"]
 
 # How a memory is built: "block" (block RAM: dense; on ECP5 read through the EBR's output
 # register, see RegisteredReadMemory) or "distributed" (LUT RAM, read asynchronously from a
 # registered address; its multiplexer tree and address fan-out grow with the depth).
 RAM_STYLES = ("distributed", "block")
 
-# The shapes (rows, bits) of one DP16KD (Lattice TN1264), as the contract counts blocks
-# (spikeforge.contract.configs.BLOCK_SHAPES). In 36-bit mode the block is a pseudo dual port
+# The DP16KD's shapes are the contract's (spikeforge.contract.configs.BLOCK_SHAPES["ecp5-ebr"],
+# Lattice TN1264), chosen by its block_layout. In 36-bit mode the block is a pseudo dual port
 # (port A writes DIA and DIB, port B reads DOA and DOB); in the others port A writes DIA and
 # port B reads DOB. The row address is left-justified in ADx[13:0]: its low pins are the byte
 # write enables in 18-bit (2) and 36-bit (4) mode, zero in the narrow modes.
-ECP5_EBR_SHAPES = BLOCK_SHAPES["ecp5-ebr"]
 _ENABLES = {18: 2, 36: 4}
-
-
-def ecp5_ebr_layout(depth, bits):
-    """``(rows, width, banks, columns)`` of the DP16KD blocks that hold ``depth`` rows of
-    ``bits``: the shape with the fewest blocks (``banks * columns``), then the fewest banks
-    (so no read multiplexer where one shape holds every row)."""
-    options = []
-    for rows, width in ECP5_EBR_SHAPES:
-        banks, columns = ceil_div(depth, rows), ceil_div(bits, width)
-        options.append((banks * columns, banks, rows, width, columns))
-    _, banks, rows, width, columns = min(options)
-    return rows, width, banks, columns
 
 
 def uses_ecp5_ebr(platform):
@@ -100,8 +85,8 @@ class RegisteredReadMemory(wiring.Component):
       (``CEB = r_en``, ``OCE = o_en``): Yosys 0.70 never enables that register when it
       infers block RAM, and the DP16KD's clock-to-output delay without it (5.83 ns on speed
       grade 6) is most of a clock cycle at 150 MHz on its own. The blocks take the shape of
-      :func:`ecp5_ebr_layout` (16384 × 1 to 512 × 36, the fewest blocks, then the fewest
-      banks): ``columns`` blocks side by side per bank; with more than one bank, each bank is
+      :func:`~spikeforge.contract.configs.block_layout` (16384 × 1 to 512 × 36, the fewest
+      blocks, then the fewest banks): ``columns`` blocks side by side per bank; with more than one bank, each bank is
       written when the address's high bits name it, all are read, and ``r_data`` is a
       multiplexer over the banks' output registers selected by the read address's high bits,
       registered with the read.
@@ -195,12 +180,12 @@ class RegisteredReadMemory(wiring.Component):
 
     def _elaborate_ecp5(self):
         # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them
-        # (see ECP5_EBR_SHAPES). REGMODE "OUTREG" adds the output register (one more cycle),
+        # (see _ENABLES above). REGMODE "OUTREG" adds the output register (one more cycle),
         # clocked with OCE (set on both ports: in 36-bit mode the read data leaves through both
         # DOA and DOB); CE enables the read itself; CSDECODE "0b000" with CS = 0 selects the
         # block (Lattice TN1264, "ECP5 and ECP5-5G Memory Usage Guide", DP16KD section).
         m = Module()
-        rows, width, banks, columns = ecp5_ebr_layout(self._depth, self._row_bits)
+        rows, width, banks, columns = block_layout("ecp5-ebr", self._depth, self._row_bits)
         row_bits = (rows - 1).bit_length()
         waddr, raddr = Signal(row_bits), Signal(row_bits)
         wdata = Signal(self._row_bits)

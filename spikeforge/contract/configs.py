@@ -26,7 +26,7 @@ from .program import FIELD_BITS, memory_map
 from .sizes import ceil_div
 
 __all__ = ["Config", "CONFIGS", "DEFAULT_CONFIG", "get_config", "BLOCK_SHAPES", "DEVICES",
-           "blocks"]
+           "blocks", "block_layout"]
 
 #: Block RAM families: the (depth, width) shapes one block can take.
 BLOCK_SHAPES = {
@@ -42,9 +42,20 @@ DEVICES = {
 }
 
 
+def block_layout(family, depth, width):
+    """``(rows, bits, banks, columns)``: the shape of ``family`` (``BLOCK_SHAPES``) that holds
+    ``depth`` words of ``width`` bits in the fewest blocks (``banks * columns``), then the
+    fewest banks (no read multiplexer where one shape holds every word)."""
+    options = [(ceil_div(depth, d) * ceil_div(width, a), ceil_div(depth, d), d, a,
+                ceil_div(width, a)) for d, a in BLOCK_SHAPES[family]]
+    _, banks, rows, bits, columns = min(options)
+    return rows, bits, banks, columns
+
+
 def blocks(family, depth, width):
     """Blocks of ``family`` that hold ``depth`` words of ``width`` bits."""
-    return min(ceil_div(depth, d) * ceil_div(width, a) for d, a in BLOCK_SHAPES[family])
+    _, _, banks, columns = block_layout(family, depth, width)
+    return banks * columns
 
 
 @dataclass(frozen=True, kw_only=True)
