@@ -28,6 +28,13 @@ def test_golden_figures_without_rtl():
     assert out["sops"] > 0 and out["energy_uj"] > 0 and out["label"] == out["predicted"]
     assert all(0 <= row["firing_rate"] <= 1 for row in out["layers"] if row["op"] == "lif")
     assert all("cycles" not in row for row in out["layers"])
+    # the compiled program's cost model, per layer and in total (nothing measured)
+    counted = [row for row in out["layers"] if "model_cycles" in row]
+    assert counted and all(row["model_cycles"] >= row["bound_cycles"] >= 0 for row in counted)
+    assert out["model_cycles"] == sum(row["model_cycles"] for row in counted)
+    assert out["model_cycles"] > out["bound_cycles"] == sum(r["bound_cycles"] for r in counted)
+    text = report("--no-rtl", "--sample", "5")
+    assert f"{out['model_cycles']:.0f} cycles by the cost model" in text.output
 
 
 def test_merge_keeps_program_order_and_golden_only_rows():

@@ -71,6 +71,9 @@ def test_page_without_rtl_has_the_figures_and_marks_the_rtl(golden_page):
     assert page["membrane"]["rtl"] is None and len(page["membrane"]["golden"]) > 0
     text = (folder / "report.html").read_text()
     assert "not run" in text and "accelerator" in text and "4.6 pJ" in text
+    # the cycles table and plot fall back on the cost model of the compiled program
+    assert f"by the cost model: {page['model_cycles']:.0f} cycles" in text
+    assert "cost model" in text and page["model_cycles"] > page["bound_cycles"] > 0
     # self-contained: every image inline, nothing to fetch
     assert text.count("<img") == len(PLOTS) == text.count('src="data:image/png;base64,')
     assert not re.search(r"""(src|href)=["'](?!data:)""", text)

@@ -16,14 +16,15 @@ The caller compiles (this package does not import the compiler): ``compiled`` is
 
 import numpy as np
 
+from spikeforge.golden.accelerator import Accelerator
 from spikeforge.golden.energy import E_AC_PJ, E_MAC_PJ, Counter, ann_macs
 from spikeforge.golden.integer_model import layer_outputs, run_program
 from spikeforge.golden.lif import lif_int
 
 from .bench_accelerator import run_rtl
 
-__all__ = ["inference_report", "merge_layers", "membrane_trace", "rtl_membranes",
-           "spike_raster"]
+__all__ = ["inference_report", "cost_model", "merge_layers", "membrane_trace",
+           "rtl_membranes", "spike_raster"]
 
 #: The RTL figures a row of the report takes from the run.
 RTL_KEYS = ("cycles", "bound_cycles", "model_cycles", "mismatches")
@@ -107,11 +108,21 @@ def merge_layers(golden_rows, program_layers):
     return out
 
 
+def cost_model(compiled, image):
+    """``[{"bound_cycles", "model_cycles"}]`` per layer of ``compiled`` on ``image``: the
+    accelerator's golden model's bound and cost model (what the RTL is measured against)."""
+    run = Accelerator(compiled.config, compiled.images).run(image)
+    return [{"bound_cycles": int(b), "model_cycles": int(c)}
+            for b, c in zip(run.bound, run.cycles)]
+
+
 def inference_report(model, compiled, image, *, rtl=True, simulator="verilator"):
     """Per-layer figures of one inference of ``model`` (a loaded model file) on ``image`` (int
     ``(1, C, H, W)``). With ``rtl``, the rows of the layers of ``compiled`` add what the RTL
     measured (:data:`RTL_KEYS`, ``ratio``); the totals are sums over those layers. The
-    ``report`` command prints the returned dict (``docs/report.md``); ``membrane`` is the
+    ``report`` command prints the returned dict (``docs/report.md``); without ``rtl`` those
+    rows carry the :func:`cost_model` figures only (``bound_cycles``, ``model_cycles``; no
+    ``cycles``) and so do the totals; ``membrane`` is the
     :func:`membrane_trace` of the program's first LIF layer (without ``membranes``) plus
     ``rtl`` (the RTL's read-back membranes of the traced neurons after each step,
     ``[neuron][t]``, ``None`` without ``rtl``) and ``rtl_mismatches`` (membranes of the layer,
@@ -139,7 +150,13 @@ def inference_report(model, compiled, image, *, rtl=True, simulator="verilator")
     golden = trace.pop("membranes")                       # (T, tokens, C)
     trace.update(rtl=None, rtl_mismatches=None)
     totals = dict.fromkeys(("cycles", "bound_cycles", "model_cycles", "mismatches", "ratio"))
-    if rtl:
+    if not rtl:         # the cost model's figures of the compiled program, nothing measured
+        layers = [{**layer, "rtl": figures}
+                  for layer, figures in zip(compiled.layers, cost_model(compiled, image))]
+        rows = merge_layers(rows, layers)
+        totals.update({key: sum(layer["rtl"][key] for layer in layers)
+                       for key in ("bound_cycles", "model_cycles")})
+    else:
         run = run_rtl(compiled, image.numpy(), simulator=simulator, mode="layers",
                       in_idle=0.0, out_stall=0.0, membranes=(lif + 1,))
         if "failure" in run:

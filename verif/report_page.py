@@ -78,6 +78,10 @@ def _layers(page):
         value = row.get(key)
         return _cell(value, form) if value is not None else "<td></td>"
 
+    def counted(row, key):
+        value = row.get(key)
+        return _cell(value, "{:.0f}") if value is not None else "<td></td>"
+
     rows = []
     for row in page["layers"]:
         golden = [row.get(k) for k in ("firing_rate", "spikes_in", "sops", "dense_ops")]
@@ -85,10 +89,11 @@ def _layers(page):
                      _cell(golden[0], "{:.4f}") if golden[0] is not None else "<td></td>",
                      *(_cell(v, "{:.0f}") if v is not None else "<td></td>"
                        for v in golden[1:]),
-                     measured(row, "cycles"), measured(row, "bound_cycles"),
-                     measured(row, "ratio", "{:.2f}"), measured(row, "mismatches")])
+                     measured(row, "cycles"), counted(row, "model_cycles"),
+                     counted(row, "bound_cycles"), measured(row, "ratio", "{:.2f}"),
+                     measured(row, "mismatches")])
     return _table(["layer", "op", "firing rate", "spikes in", "SOPs", "dense-equivalent ops",
-                   "RTL cycles", "bound", "ratio", "mismatches"], rows)
+                   "RTL cycles", "cost model", "bound", "ratio", "mismatches"], rows)
 
 
 def _energy(page):
@@ -129,6 +134,7 @@ def _resources(page):
 def _notes(page):
     """What each plot shows and where its figures come from."""
     trace = page["membrane"]
+    rtl_ran = page["simulator"] is not None
     if trace["rtl"] is None:
         rtl = "The RTL did not run: the RTL points are not shown."
     else:
@@ -142,8 +148,12 @@ def _notes(page):
     return {
         "raster": "Golden integer model, every LIF layer, evenly spaced neurons.",
         "firing_rates": "Golden integer model on this sample.",
-        "cycles": ("Measured on the RTL, each layer run alone; the bound is the compiler's "
-                   "(0 where it does not count the layer: LIF, ADD, SUM, READOUT)."),
+        "cycles": (("Measured on the RTL, each layer run alone, next to " if rtl_ran else
+                    "The RTL did not run (--no-rtl): ")
+                   + "the accelerator golden model's cost model (the bound plus the rows of "
+                   "the layers it does not count and the descriptor loads) and the "
+                   "compiler's bound (0 where it does not count the layer: LIF, ADD, SUM, "
+                   "READOUT)."),
         "membrane": ("Golden: the integer model's LIF membranes after each step (lines). "
                      + rtl),
         "engine_sweep": ("Counted, not simulated: the events and the analytic bound "
@@ -165,7 +175,10 @@ def render_html(page, plots):
         "</figcaption></figure>" for key, caption, _ in PLOTS)
     total = (f"<p>Program total: {page['cycles']:.0f} cycles on the RTL layer by layer, bound "
              f"{page['bound_cycles']:.0f}, ratio {page['ratio']:.2f}, {page['mismatches']} "
-             "mismatches.</p>" if page["cycles"] is not None else "")
+             "mismatches.</p>" if page["cycles"] is not None else
+             f"<p>Program total by the cost model: {page['model_cycles']:.0f} cycles, bound "
+             f"{page['bound_cycles']:.0f} (RTL {NOT_RUN}).</p>"
+             if page.get("model_cycles") is not None else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>SpikeForge report</title>
 <style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>

@@ -53,23 +53,25 @@ def firing_rates(page):
 
 
 def cycles(page):
-    """RTL cycles of every layer against the compiler's bound (a note when the RTL did not
-    run)."""
-    rows = [row for row in page["layers"] if "cycles" in row]
+    """Cycles of every layer: measured on the RTL (when it ran), the accelerator golden
+    model's cost model and the compiler's bound."""
+    rows = [row for row in page["layers"] if "model_cycles" in row]
+    measured = any("cycles" in row for row in rows)
+    bars = ([("cycles", "RTL cycles")] if measured else []) + [
+        ("model_cycles", "cost model"), ("bound_cycles", "bound (0: not counted)")]
     fig, ax = plt.subplots(figsize=(8, 3))
-    if not rows:
-        ax.text(0.5, 0.5, "RTL not run (--no-rtl): no measured cycles", ha="center",
-                va="center")
-        ax.set_axis_off()
-        return _png(fig)
     x = range(len(rows))
-    ax.bar([i - 0.2 for i in x], [row["cycles"] for row in rows], 0.4, label="RTL cycles")
-    ax.bar([i + 0.2 for i in x], [row["bound_cycles"] for row in rows], 0.4,
-           label="bound (0: not counted)")
+    width = 0.8 / len(bars)
+    for k, (key, label) in enumerate(bars):
+        offset = (k - (len(bars) - 1) / 2) * width
+        ax.bar([i + offset for i in x], [row[key] for row in rows], width, label=label,
+               color=f"C{k}")
     ax.set_yscale("symlog", linthresh=10)
     ax.set_xticks(list(x), [row["name"] for row in rows], rotation=90, fontsize=7)
     ax.legend(fontsize=8)
-    ax.set_title(f"cycles per layer on the {page['config']} RTL, layer by layer", fontsize=9)
+    where = ("on the RTL, layer by layer" if measured
+             else "counted by the golden model (--no-rtl: RTL not run)")
+    ax.set_title(f"cycles per layer of the {page['config']} program, {where}", fontsize=9)
     return _png(fig)
 
 

@@ -163,7 +163,10 @@ def print_report(out):
     click.echo(f"total: {out['sops']:.0f} SOPs, {out['energy_uj']:.4f} uJ"
                + (f", {out['cycles']:.0f} cycles on the RTL, layer by layer (bound "
                   f"{out['bound_cycles']:.0f}, ratio {out['ratio']:.2f}), {out['mismatches']} "
-                  "mismatches" if out["cycles"] is not None else ""))
+                  "mismatches" if out["cycles"] is not None else
+                  f", {out['model_cycles']:.0f} cycles by the cost model (bound "
+                  f"{out['bound_cycles']:.0f}; RTL not run)" if out["model_cycles"] is not None
+                  else ""))
     trace = out["membrane"]
     if trace["rtl_mismatches"] is not None:
         click.echo(f"membranes of {trace['layer']} read back from the RTL after each step: "
