@@ -1,10 +1,10 @@
 """Memories of the units: :class:`RegisteredReadMemory`, a memory with a registered read (read
-latency 2) in either :data:`RAM_STYLES`, whose block-RAM form on ECP5 reads through the DP16KD's
-own output register."""
+latency 2, 3 with its input stage) in either :data:`RAM_STYLES`, whose block-RAM form on ECP5
+reads through the DP16KD's own output register."""
 
 from collections.abc import Mapping
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -13,7 +13,8 @@ from spikeforge.contract.configs import block_layout
 
 from .params import check_int, check_choice
 
-__all__ = ["RegisteredReadMemory", "RAM_STYLES", "uses_ecp5_ebr", "lut_ram_attrs"]
+__all__ = ["RegisteredReadMemory", "RAM_STYLES", "BLOCKS_PER_COPY", "uses_ecp5_ebr",
+           "lut_ram_attrs"]
 
 # How a memory is built: "block" (block RAM: dense; on ECP5 read through the EBR's output
 # register, see RegisteredReadMemory) or "distributed" (LUT RAM, read asynchronously from a
@@ -26,6 +27,14 @@ RAM_STYLES = ("distributed", "block")
 # port B reads DOB. The row address is left-justified in ADx[13:0]: its low pins are the byte
 # write enables in 18-bit (2) and 36-bit (4) mode, zero in the narrow modes.
 _ENABLES = {18: 2, 36: 4}
+
+#: DP16KD blocks that one copy of the input stage's address and enable registers drives (see
+#: :class:`RegisteredReadMemory`'s ``input_stage``): one register for all 60 blocks of a wide
+#: memory was the routed accelerator's critical path (18.95 ns of routing, no logic).
+BLOCKS_PER_COPY = 4
+
+# The inputs the input stage registers, in the order RegisteredReadMemory._inputs gives them.
+_INPUTS = ("w_addr", "w_data", "w_en", "r_addr", "r_en")
 
 
 def uses_ecp5_ebr(platform):
@@ -59,7 +68,8 @@ def _all_zero(value):
 
 
 class RegisteredReadMemory(wiring.Component):
-    """``depth`` rows of ``shape``: one write port and one read port with read latency 2.
+    """``depth`` rows of ``shape``: one write port and one read port with read latency 2 (3
+    with ``input_stage``).
 
     Write: with ``w_en`` high at a clock edge, ``w_data`` is stored in row ``w_addr``.
     Read: with ``r_en`` high at edge *n*, row ``r_addr`` is read into a first register (which
@@ -68,6 +78,13 @@ class RegisteredReadMemory(wiring.Component):
     edge *n* after edge *n + 1*. Both registers start at 0 and have no reset. A read of the row
     being written at the same edge is undefined (the callers never do it: they load and read in
     separate phases).
+
+    ``input_stage=True``: ``w_addr``, ``w_data``, ``w_en``, ``r_addr`` and ``r_en`` first pass
+    one reset-less register each, so everything above happens one edge later (``o_en`` is not
+    delayed). On the DP16KD path the address and enable registers are replicated, one copy per
+    :data:`BLOCKS_PER_COPY` blocks of a bank, each copy's flip-flops instantiated
+    (``TRELLIS_FF`` with ``keep``: Yosys would merge identical registers back into one), and a
+    bank's write enable is decoded before its registers.
 
     ``style="distributed"``: a ``lib.memory`` :class:`Memory` read asynchronously (LUT RAM);
     the first register holds the read address (enable ``r_en``) and the output register the
@@ -111,6 +128,8 @@ class RegisteredReadMemory(wiring.Component):
         Attributes of the behavioural ``Memory`` (e.g. ``{"ram_style": "block"}``);
         ``style="distributed"`` adds ``ram_style = "distributed"`` unless given (not for an
         iCE40 ``platform``, which has no LUT RAM).
+    input_stage : bool
+        Register the inputs first (see above).
 
     Members
     -------
@@ -126,8 +145,10 @@ class RegisteredReadMemory(wiring.Component):
         The output register.
     """
 
-    def __init__(self, *, shape, depth, init=None, style="block", attrs=None):
+    def __init__(self, *, shape, depth, init=None, style="block", attrs=None,
+                 input_stage=False):
         self._style = check_choice("style", style, RAM_STYLES)
+        self._input_stage = check_choice("input_stage", input_stage, (False, True))
         self._shape = shape
         self._row_bits = Shape.cast(shape).width
         check_int("bits of shape", self._row_bits, min=1)
@@ -150,11 +171,13 @@ class RegisteredReadMemory(wiring.Component):
 
     style = property(lambda self: self._style)
     depth = property(lambda self: self._depth)
+    input_stage = property(lambda self: self._input_stage)
 
     def elaborate(self, platform):
         if self.primitive(platform):
             return self._elaborate_ecp5()
         m = Module()
+        w_addr, w_data, w_en, r_addr, r_en = self._inputs(m)
         attrs = dict(self._attrs)
         if self._style == "distributed":
             attrs = {**lut_ram_attrs(platform), **attrs}
@@ -163,20 +186,30 @@ class RegisteredReadMemory(wiring.Component):
         if self._style == "distributed":
             read = memory.read_port(domain="comb")
             addr = Signal.like(read.addr)
-            with m.If(self.r_en):
-                m.d.sync += addr.eq(self.r_addr)
+            with m.If(r_en):
+                m.d.sync += addr.eq(r_addr)
             m.d.comb += read.addr.eq(addr)
         else:
             read = memory.read_port(domain="sync")
-            m.d.comb += [read.addr.eq(self.r_addr), read.en.eq(self.r_en)]
+            m.d.comb += [read.addr.eq(r_addr), read.en.eq(r_en)]
         write = memory.write_port()
-        m.d.comb += [write.addr.eq(self.w_addr), write.data.eq(self.w_data),
-                     write.en.eq(self.w_en)]
+        m.d.comb += [write.addr.eq(w_addr), write.data.eq(w_data), write.en.eq(w_en)]
         out = Signal(self._row_bits, reset_less=True)
         with m.If(self.o_en):
             m.d.sync += out.eq(read.data)
         m.d.comb += self.r_data.eq(out)
         return m
+
+    def _inputs(self, m):
+        """``w_addr, w_data, w_en, r_addr, r_en`` as the memory sees them: the ports, or their
+        input-stage registers."""
+        ports = [Value.cast(getattr(self, name)) for name in _INPUTS]
+        if not self._input_stage:
+            return ports
+        staged = [Signal(len(p), name=f"{name}_staged", reset_less=True)
+                  for name, p in zip(_INPUTS, ports)]
+        m.d.sync += [s.eq(p) for s, p in zip(staged, ports)]
+        return staged
 
     def _elaborate_ecp5(self):
         # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them
@@ -187,19 +220,29 @@ class RegisteredReadMemory(wiring.Component):
         m = Module()
         rows, width, banks, columns = block_layout("ecp5-ebr", self._depth, self._row_bits)
         row_bits = (rows - 1).bit_length()
-        waddr, raddr = Signal(row_bits), Signal(row_bits)
-        wdata = Signal(self._row_bits)
-        m.d.comb += [waddr.eq(self.w_addr), raddr.eq(self.r_addr), wdata.eq(self.w_data)]
-        outputs = [self._ecp5_bank(m, b, width, columns, waddr, raddr, wdata,
-                                   self.w_en & (self.w_addr[row_bits:] == b) if banks > 1
+        w_addr, w_data, w_en, r_addr, r_en = self._inputs(m)
+        outputs = []
+        for b in range(banks):
+            bank_w_en = Value.cast(self.w_en & (self.w_addr[row_bits:] == b) if banks > 1
                                    else self.w_en)
-                   for b in range(banks)]
+            rdata = Signal(self._row_bits, name=f"bank{b}")
+            for k in range(columns):
+                if not self._input_stage:
+                    controls = (w_addr[:row_bits], r_addr[:row_bits], bank_w_en, r_en)
+                elif k % BLOCKS_PER_COPY == 0:      # the next blocks' copy of the registers
+                    copy = f"b{b}_c{k // BLOCKS_PER_COPY}"
+                    controls = [_kept_register(m, value, f"{name}_{copy}")
+                                for name, value in (("w_addr", self.w_addr[:row_bits]),
+                                                    ("r_addr", self.r_addr[:row_bits]),
+                                                    ("w_en", bank_w_en), ("r_en", self.r_en))]
+                self._ecp5_block(m, b, k, width, w_data, rdata, *controls)
+            outputs.append(rdata)
         if banks == 1:
             m.d.comb += self.r_data.eq(outputs[0])
             return m
         first, second = Signal(range(banks)), Signal(range(banks))
-        with m.If(self.r_en):
-            m.d.sync += first.eq(self.r_addr[row_bits:])
+        with m.If(r_en):
+            m.d.sync += first.eq(r_addr[row_bits:])
         with m.If(self.o_en):
             m.d.sync += second.eq(first)
         with m.Switch(second):
@@ -208,49 +251,60 @@ class RegisteredReadMemory(wiring.Component):
                     m.d.comb += self.r_data.eq(rdata)
         return m
 
-    def _ecp5_bank(self, m, bank, width, columns, waddr, raddr, wdata, w_en):
-        """The ``columns`` DP16KD blocks of ``width`` bits side by side of one bank (written
-        with ``w_en``); returns their read data (``row_bits`` wide)."""
+    def _ecp5_block(self, m, bank, k, width, wdata, rdata, waddr, raddr, w_en, r_en):
+        """DP16KD number ``k`` (of ``width`` bits) of bank ``bank``: row bits ``k * width`` on
+        of ``wdata`` in, of ``rdata`` out; written at ``waddr`` with ``w_en``, read at
+        ``raddr`` with ``r_en``."""
         wide = width == 36
         half = min(width, 18)                       # data pins per port in use
         low = 14 - len(waddr)                       # the row address's first pin
         enables = _ENABLES.get(width, 0)
-        rdata = Signal(self._row_bits, name=f"bank{bank}")
         one, zero = Const(1, 1), Const(0, 1)
-        for k in range(columns):
-            lo = k * width
-            hi = min(lo + width, self._row_bits)
-            dout = Signal(width, name=f"dout{bank}_{k}")
-            m.d.comb += rdata[lo:hi].eq(dout[:hi - lo])
-            ports = {
-                "p_DATA_WIDTH_A": width, "p_DATA_WIDTH_B": width,
-                "p_REGMODE_A": "OUTREG" if wide else "NOREG", "p_REGMODE_B": "OUTREG",
-                "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
-                "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
-                "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL", "p_GSR": "DISABLED",
-                "i_CLKA": ClockSignal(), "i_CEA": one, "i_OCEA": self.o_en if wide else one,
-                "i_WEA": w_en, "i_RSTA": zero,
-                "i_CLKB": ClockSignal(), "i_CEB": self.r_en, "i_OCEB": self.o_en,
-                "i_WEB": zero, "i_RSTB": zero,
-            }
+        lo = k * width
+        hi = min(lo + width, self._row_bits)
+        dout = Signal(width, name=f"dout{bank}_{k}")
+        m.d.comb += rdata[lo:hi].eq(dout[:hi - lo])
+        ports = {
+            "p_DATA_WIDTH_A": width, "p_DATA_WIDTH_B": width,
+            "p_REGMODE_A": "OUTREG" if wide else "NOREG", "p_REGMODE_B": "OUTREG",
+            "p_RESETMODE": "SYNC", "p_ASYNC_RESET_RELEASE": "SYNC",
+            "p_CSDECODE_A": "0b000", "p_CSDECODE_B": "0b000",
+            "p_WRITEMODE_A": "NORMAL", "p_WRITEMODE_B": "NORMAL", "p_GSR": "DISABLED",
+            "i_CLKA": ClockSignal(), "i_CEA": one, "i_OCEA": self.o_en if wide else one,
+            "i_WEA": w_en, "i_RSTA": zero,
+            "i_CLKB": ClockSignal(), "i_CEB": r_en, "i_OCEB": self.o_en,
+            "i_WEB": zero, "i_RSTB": zero,
+        }
 
-            def bit(j):
-                return wdata[lo + j] if j < width and lo + j < hi else zero
+        def bit(j):
+            return wdata[lo + j] if j < width and lo + j < hi else zero
 
-            for j in range(18):
-                ports[f"i_DIA{j}"] = bit(j) if j < half else zero
-                ports[f"i_DIB{j}"] = bit(18 + j) if wide else zero
-                if wide:
-                    ports[f"o_DOA{j}"] = dout[j]
-                    ports[f"o_DOB{j}"] = dout[18 + j]
-                elif j < width:
-                    ports[f"o_DOB{j}"] = dout[j]
-            for j in range(14):
-                ports[f"i_ADA{j}"] = (waddr[j - low] if j >= low
-                                      else one if j < enables else zero)
-                ports[f"i_ADB{j}"] = raddr[j - low] if j >= low else zero
-            for j in range(3):
-                ports[f"i_CSA{j}"] = zero
-                ports[f"i_CSB{j}"] = zero
-            m.submodules[f"ebr{bank}_{k}" if bank else f"ebr{k}"] = Instance("DP16KD", **ports)
-        return rdata
+        for j in range(18):
+            ports[f"i_DIA{j}"] = bit(j) if j < half else zero
+            ports[f"i_DIB{j}"] = bit(18 + j) if wide else zero
+            if wide:
+                ports[f"o_DOA{j}"] = dout[j]
+                ports[f"o_DOB{j}"] = dout[18 + j]
+            elif j < width:
+                ports[f"o_DOB{j}"] = dout[j]
+        for j in range(14):
+            ports[f"i_ADA{j}"] = (waddr[j - low] if j >= low
+                                  else one if j < enables else zero)
+            ports[f"i_ADB{j}"] = raddr[j - low] if j >= low else zero
+        for j in range(3):
+            ports[f"i_CSA{j}"] = zero
+            ports[f"i_CSB{j}"] = zero
+        m.submodules[f"ebr{bank}_{k}" if bank else f"ebr{k}"] = Instance("DP16KD", **ports)
+
+
+def _kept_register(m, value, name):
+    """``value`` through one reset-less ``TRELLIS_FF`` per bit, kept (``keep``) so that Yosys
+    does not merge it with another copy of the same register; returns the flip-flops'
+    outputs."""
+    q = Signal(len(value), name=name)
+    for j in range(len(value)):
+        m.submodules[f"{name}_{j}"] = Instance(
+            "TRELLIS_FF", a_keep=1,
+            p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR", p_REGSET="RESET",
+            i_CLK=ClockSignal(), i_LSR=Const(0, 1), i_DI=value[j], o_Q=q[j])
+    return q

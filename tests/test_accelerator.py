@@ -141,7 +141,7 @@ class BrokenAccelerator(Accelerator):
     def elaborate(self, platform):
         m = super().elaborate(platform)
         # the last assignment in the module that drives the memory's port wins
-        m.d.sync += m.submodules["scores_memory"].w_en.eq(0)
+        m.d.comb += m.submodules["scores_memory"].w_en.eq(0)
         return m
 
 

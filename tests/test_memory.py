@@ -26,6 +26,7 @@ from amaranth.sim import Simulator
 
 from spikeforge.hdl import memory as memory_module
 from spikeforge.hdl.memory import RegisteredReadMemory
+from spikeforge.contract.configs import block_layout
 from spikeforge.hdl.target import SynthTarget
 from spikeforge.synth.flow import tool_versions, _tool
 from spikeforge.verif.runner import SIM_MODELS, SimulationFailed, run_testbench
@@ -50,9 +51,9 @@ class _Pair(wiring.Component):
     """The same inputs into ``dut`` (elaborated for the design's platform) and a behavioural
     reference; their read data as ``dut_data`` and ``ref_data``."""
 
-    def __init__(self, *, width, depth):
-        self._dut = RegisteredReadMemory(shape=width, depth=depth)
-        self._ref = RegisteredReadMemory(shape=width, depth=depth)
+    def __init__(self, *, width, depth, input_stage=False):
+        self._dut = RegisteredReadMemory(shape=width, depth=depth, input_stage=input_stage)
+        self._ref = RegisteredReadMemory(shape=width, depth=depth, input_stage=input_stage)
         super().__init__({
             "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "o_en": In(1),
@@ -80,15 +81,17 @@ def _cached(name, text):
 
 # --- the contract, behavioural path, Amaranth simulator
 
+@pytest.mark.parametrize("input_stage", [False, True])
 @pytest.mark.parametrize("style", ["block", "distributed"])
-def test_behavioural_path_in_amaranth(style):
+def test_behavioural_path_in_amaranth(style, input_stage):
     rng = random.Random(3)
     width, depth = 12, 20
-    dut = RegisteredReadMemory(shape=width, depth=depth, style=style)
+    dut = RegisteredReadMemory(shape=width, depth=depth, style=style, input_stage=input_stage)
     mem, first, out = [0] * depth, 0, 0
+    staged = (0, 0, 0, 0, 0)        # the input stage: w_addr, w_data, w_en, r_addr, r_en
 
     async def bench(ctx):
-        nonlocal first, out
+        nonlocal first, out, staged
         for _ in range(600):
             w_en, r_en, o_en = (int(rng.random() < q) for q in (0.5, 0.6, 0.7))
             w_addr, r_addr, w_data = rng.randrange(depth), rng.randrange(depth), \
@@ -97,6 +100,9 @@ def test_behavioural_path_in_amaranth(style):
                                 (dut.r_addr, r_addr), (dut.r_en, r_en), (dut.o_en, o_en)):
                 ctx.set(port, value)
             await ctx.tick()
+            if input_stage:     # the memory acts on the inputs of the edge before
+                (w_addr, w_data, w_en, r_addr, r_en), staged = staged, \
+                    (w_addr, w_data, w_en, r_addr, r_en)
             # the model: read old data (a read of the row being written sees the old word); the
             # distributed memory's first register holds the address, so its output register
             # sees the row as it is then
@@ -221,6 +227,11 @@ def _cells_sim():
     return _cached("cells_sim", "`define NO_INCLUDES\n" + text)
 
 
+def _dp16kd_model():
+    """Our DP16KD model alone (Yosys's cells_sim.v has its own TRELLIS_FF)."""
+    return [path for path in SIM_MODELS["ecp5"] if path.name == "dp16kd.v"]
+
+
 @pytest.mark.parametrize("width, depth", YOSYS_SHAPES)
 def test_model_matches_yosys_mapping(width, depth):
     setup_environment()
@@ -233,7 +244,7 @@ def test_model_matches_yosys_mapping(width, depth):
                                 name="reference", emit_src=False)
     top = NETLIST_TOP.format(a=(depth - 1).bit_length() - 1, d=width - 1)
     sources = [_cached("top", top), netlist, _cached("reference", reference),
-               _cells_sim(), *SIM_MODELS["ecp5"]]
+               _cells_sim(), *_dp16kd_model()]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     result = run_testbench(
         "memory-yosys", sources=sources,
@@ -258,14 +269,16 @@ PRIMITIVE_SHAPES = [
 ]
 
 
-def _run_primitive_pair(simulator, seed, width, depth, blocks, mode):
+def _run_primitive_pair(simulator, seed, width, depth, blocks, mode, input_stage=False):
     """The primitive path (elaborated for ECP5: ``blocks`` DP16KD of ``mode`` bits) and the
-    behavioural path side by side."""
+    behavioural path side by side, both with or without the input stage."""
     setup_environment()
-    top = verilog.convert(_Pair(width=width, depth=depth), name="top", platform=ECP5,
-                          emit_src=False)
+    top = verilog.convert(_Pair(width=width, depth=depth, input_stage=input_stage),
+                          name="top", platform=ECP5, emit_src=False)
     assert top.count("DP16KD #(") == blocks
     assert top.count(f".DATA_WIDTH_B(32'd{mode})") == blocks
+    if not input_stage:
+        assert "TRELLIS_FF" not in top
     sources = [_cached("pair", top), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     return run_testbench(
@@ -275,11 +288,48 @@ def _run_primitive_pair(simulator, seed, width, depth, blocks, mode):
         stimulus=STIMULUS, simulator=simulator, seed=seed)
 
 
+def _replicated_bits(width, depth):
+    """Flip-flops of the input stage's copies: per copy (one per BLOCKS_PER_COPY blocks of a
+    bank) the write and read row addresses and the two enables."""
+    rows, _, banks, columns = block_layout("ecp5-ebr", depth, width)
+    copies = banks * -(-columns // memory_module.BLOCKS_PER_COPY)
+    return copies * (2 * (rows - 1).bit_length() + 2)
+
+
 @pytest.mark.parametrize("width, depth, blocks, mode", PRIMITIVE_SHAPES)
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_primitive_path_matches_behavioural(simulator, width, depth, blocks, mode):
     result = _run_primitive_pair(simulator, 9, width, depth, blocks, mode)
     assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
+
+
+#: Shapes of the input stage's test: several copies in one bank (13 blocks of 36 bits), and
+#: two copies in each of 3 banks (5 blocks of 2048 x 9 each).
+INPUT_STAGE_SHAPES = [(460, 300, 13, 36), (45, 4200, 15, 9)]
+
+
+@pytest.mark.parametrize("width, depth, blocks, mode", INPUT_STAGE_SHAPES)
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_primitive_input_stage_matches_behavioural(simulator, width, depth, blocks, mode):
+    top = verilog.convert(RegisteredReadMemory(shape=width, depth=depth, input_stage=True),
+                          platform=ECP5, emit_src=False)
+    assert top.count("TRELLIS_FF #(") == _replicated_bits(width, depth)
+    result = _run_primitive_pair(simulator, 4, width, depth, blocks, mode, input_stage=True)
+    assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
+
+
+def test_broken_input_stage_fails(monkeypatch):
+    """A copy of the input stage that drives its blocks a cycle late (two flip-flops in
+    series) must fail the same testbench."""
+    kept = memory_module._kept_register
+
+    def late(m, value, name):
+        return kept(m, kept(m, value, name + "_early"), name)
+
+    monkeypatch.setattr(memory_module, "_kept_register", late)
+    monkeypatch.setattr(memory_module, "BLOCKS_PER_COPY", 1_000_000)    # counted once per bank
+    with pytest.raises(SimulationFailed, match="mismatches"):
+        _run_primitive_pair("icarus", 4, *INPUT_STAGE_SHAPES[0], input_stage=True)
 
 
 @pytest.mark.parametrize("width, depth, blocks, mode",
@@ -288,6 +338,8 @@ def test_broken_primitive_path_fails(monkeypatch, width, depth, blocks, mode):
     """A primitive path built without port B's output register (``REGMODE_B = "NOREG"``: its
     read data one cycle early) must fail the same testbench."""
     def without_output_register(kind, **ports):
+        if kind != "DP16KD":
+            return Instance(kind, **ports)
         return Instance(kind, **{**ports, "p_REGMODE_B": "NOREG"})
 
     monkeypatch.setattr(memory_module, "Instance", without_output_register)

@@ -47,7 +47,8 @@ VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0"]
 ICARUS_ARGS = ["-g2005"]
 # Simulation models of the vendor primitives a unit may instantiate when it is elaborated for a
 # platform family (``family=`` of :func:`simulate`); without a family units use none.
-SIM_MODELS = {"ecp5": (Path(__file__).resolve().parent / "models" / "dp16kd.v",)}
+SIM_MODELS = {"ecp5": tuple(Path(__file__).resolve().parent / "models" / name
+                            for name in ("dp16kd.v", "trellis_ff.v"))}
 #: The dump module of an Icarus run with waves (a second root, ``-s``).
 ICARUS_DUMP = Path(__file__).resolve().parent / "models" / "icarus_dump.v"
 #: The wave file of a run with waves, in its run folder (FST on both simulators).

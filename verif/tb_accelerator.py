@@ -20,7 +20,10 @@ Per sample (modes ``layers``, ``whole``, ``both``)
     compared with the golden model's memory after that layer, and CYCLES ``i`` is its RTL
     cycles. ``whole`` (the speed mode): one START 0, 0 runs the program; STATUS gives the
     cycles from start to done, CYCLES every layer's, and only the scores are read. The scores
-    (the READOUT's output) are compared with the golden model's in either mode. While a
+    (the READOUT's output) are compared with the golden model's in either mode. Before the
+    first sample's whole run, a START is RESET a random part of the way through: STATUS must
+    say busy before and idle (not done, no error) after, and the run that follows (the input
+    written again) must still give the golden scores. While a
     program runs no Python runs: the link waits for ``done`` to rise (one STATUS after it).
     ``whole`` mode may run the golden model on several samples at once (``golden_batch``).
 
@@ -270,6 +273,23 @@ async def _read_scores(link, config, accelerator):
     return np.asarray(rows).reshape(-1)[:d["out_channels"]]
 
 
+async def _interrupted_run(dut, link, addresses, words, model_cycles, run, rng):
+    """START the whole program and RESET it a random part of the way through: STATUS must
+    say busy before and idle, not done, no error after (the run stopped where it was). The
+    input is written again afterwards (RESET keeps the memories as the run left them)."""
+    await link.start(0, 0)
+    await ClockCycles(dut.clk, rng.randrange(max(1, model_cycles // 4),
+                                             max(2, model_cycles // 2)))
+    before = await link.status()
+    await link.reset()
+    after = await link.status()
+    run.checked += 1
+    if not before.busy or after.busy or after.done or after.error != Error.OK:
+        run.mismatches += 1
+        run.log.error("RESET during a run: STATUS %s before, %s after", before, after)
+    await _write_input(link, addresses, words)
+
+
 async def _run_whole(link, accelerator, model_cycles):
     """START 0, 0: the whole program (the cost model puts it at ``model_cycles``); ``(cycles
     start → done, per-layer cycles, seconds)``."""
@@ -330,12 +350,12 @@ async def accelerator_matches_golden(dut):
                 golden_seconds = (time.perf_counter() - golden_started) / len(golden)
             if batch:
                 out = await _sample_whole(dut, link, config, accelerator, addresses,
-                                          golden[j % batch], run, j)
+                                          golden[j % batch], run, j, tb.rng)
                 out["golden_seconds"] = round(golden_seconds, 4)
                 out["sample_seconds"] = round(out["sample_seconds"] + golden_seconds, 4)
             else:
                 out = await _sample(dut, link, config, images, pixels[j], run, mode,
-                                    meta["names"], j, meta.get("membranes", ()))
+                                    meta["names"], j, tb.rng, meta.get("membranes", ()))
             detail["samples"].append(out)
     except Exception as exc:               # an error answer, a hang, a malformed answer
         run.mismatches += 1
@@ -352,12 +372,14 @@ async def accelerator_matches_golden(dut):
     assert run.mismatches == 0, f"{run.mismatches} mismatches against the golden model"
 
 
-async def _sample_whole(dut, link, config, accelerator, addresses, golden, run, j):
+async def _sample_whole(dut, link, config, accelerator, addresses, golden, run, j, rng):
     """One sample in ``whole`` mode from a :func:`_golden_batch` entry: the detail dict."""
     started = time.perf_counter()
     want_scores, words, bound, model_cycles = golden
     out = {"bound": bound, "model_cycles": model_cycles, "golden_scores": want_scores.tolist()}
     await _write_input(link, addresses, words)
+    if j == 0:
+        await _interrupted_run(dut, link, addresses, words, sum(model_cycles), run, rng)
     out["inference_cycles"], out["whole_layer_cycles"], out["inference_seconds"] = (
         await _run_whole(link, accelerator, sum(model_cycles)))
     out["scores"] = (await _read_scores(link, config, accelerator)).tolist()
@@ -368,7 +390,8 @@ async def _sample_whole(dut, link, config, accelerator, addresses, golden, run, 
     return out
 
 
-async def _sample(dut, link, config, images, pixels, run, mode, names, j, membranes=()):
+async def _sample(dut, link, config, images, pixels, run, mode, names, j, rng,
+                  membranes=()):
     """One sample in ``mode``: the detail dict."""
     started = time.perf_counter()
     accelerator, snaps, gold, addresses, words = golden_sample(config, images, pixels)
@@ -386,6 +409,8 @@ async def _sample(dut, link, config, images, pixels, run, mode, names, j, membra
         out["layers_scores"] = (await _read_scores(link, config, accelerator)).tolist()
     if mode in ("whole", "both"):
         await _write_input(link, addresses, words)
+        if j == 0:
+            await _interrupted_run(dut, link, addresses, words, sum(gold.cycles), run, rng)
         out["inference_cycles"], out["whole_layer_cycles"], out["inference_seconds"] = (
             await _run_whole(link, accelerator, sum(gold.cycles)))
         out["scores"] = (await _read_scores(link, config, accelerator)).tolist()

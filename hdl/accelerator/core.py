@@ -13,14 +13,20 @@ program loaded through its host port.
 Every memory has one read and one write port. Its clients are the host port (only while the
 sequencer is idle), the sequencer (program reads) and the executors that name it in their
 signature (only the one running). Each client's port is gated by its ownership, the gated
-ports are ORed (an idle client may drive anything) and the OR is registered
-(:data:`~.ports.INPUT_STAGES`) before the memory.
+ports are ORed (an idle client may drive anything) and the OR passes the memory's input stage
+(:data:`~.ports.INPUT_STAGES`; on ECP5 one copy of its address and enable registers per few
+block RAMs).
+
+The sequencer and each executor run in a clock domain of their own (``sync``'s clock), reset
+by a register of their own: one cycle after the host's RESET or ``sync``'s reset. So each
+reset net starts at one flip-flop, not at the OR of two resets shared by the whole design,
+which was the routed board's critical path.
 """
 
 import operator
 from functools import reduce
 
-from amaranth.hdl import Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -82,7 +88,7 @@ class Accelerator(wiring.Component):
         c = self._config
         m.submodules.host = host = HostPort(c)
         seq = _sequencer(c, self._executors["attention"])
-        m.submodules.sequencer = ResetInserter(host.control.reset)(seq)
+        m.submodules.sequencer = _own_reset(m, "sequencer", host.control.reset)(seq)
         wiring.connect(m, wiring.flipped(self.i), host.i)
         wiring.connect(m, host.o, wiring.flipped(self.o))
         m.d.comb += [self.busy.eq(seq.busy), self.done.eq(seq.done), self.error.eq(seq.error)]
@@ -99,7 +105,7 @@ class Accelerator(wiring.Component):
 
         # Executors: started by the sequencer, reset with the host's RESET.
         for k, (name, executor) in enumerate(self._executors.items()):
-            m.submodules[name] = ResetInserter(ctl.reset)(executor)
+            m.submodules[name] = _own_reset(m, name, ctl.reset)(executor)
             m.d.comb += [executor.desc.eq(seq.desc), executor.start.eq(seq.run[k]),
                          seq.executor_busy[k].eq(executor.busy)]
 
@@ -109,7 +115,7 @@ class Accelerator(wiring.Component):
             spec = memory_map(c)[name]
             memory = RegisteredReadMemory(
                 shape=row_shape(c, Memory[name.upper()]), depth=spec.depth,
-                style="distributed" if name in _DISTRIBUTED else "block")
+                style="distributed" if name in _DISTRIBUTED else "block", input_stage=True)
             m.submodules[f"{name}_memory"] = memory
             clients = [(getattr(host, name), host_owns)]
             if name == "program":
@@ -146,10 +152,22 @@ def build_part(config, name):
     return EXECUTORS[name](c)
 
 
+def _own_reset(m, name, reset):
+    """A ``DomainRenamer`` into a new domain ``<name>_sync`` clocked by ``sync``'s clock and
+    reset by a register of its own that is high in the cycle after ``reset`` or ``sync``'s
+    reset (see the module docstring)."""
+    domain = ClockDomain(f"{name}_sync", local=True)
+    m.domains += domain
+    held = Signal(init=1, name=f"{name}_reset")     # 1 through sync's reset, by its init
+    m.d.sync += held.eq(reset)
+    m.d.comb += [domain.clk.eq(ClockSignal("sync")), domain.rst.eq(held)]
+    return DomainRenamer({"sync": domain.name})
+
+
 def _arbitrate(m, name, memory, clients):
-    """Drive ``memory`` with the registered OR of its clients' ports, each gated by its
-    ownership flag (at most one client owns a memory at a time); every client sees the read
-    data."""
+    """Drive ``memory`` (its input stage registers) with the OR of its clients' ports, each
+    gated by its ownership flag (at most one client owns a memory at a time); every client sees
+    the read data."""
     for field in ("r_addr", "r_en", "w_addr", "w_en", "w_data"):
         target = Value.cast(getattr(memory, field))
         gated = []
@@ -157,6 +175,6 @@ def _arbitrate(m, name, memory, clients):
             term = Signal(len(target), name=f"{name}_{field}_{k}")
             m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
             gated.append(term)
-        m.d.sync += target.eq(reduce(operator.or_, gated))      # ports.INPUT_STAGES
+        m.d.comb += target.eq(reduce(operator.or_, gated))
     for port, _ in clients:
         m.d.comb += port.r_data.eq(memory.r_data)

@@ -4,8 +4,8 @@ configuration, the memory port every client (host port, sequencer, executors) dr
 control signature of an executor.
 
 Memory port (the client's view; the memory answers)
-    Every port input passes :data:`INPUT_STAGES` registers (the accelerator's, after the
-    clients are ORed) before the memory. Read: with ``r_en`` high in cycle *c*, row ``r_addr``
+    Every port input passes :data:`INPUT_STAGES` registers (the memory's input stage, after
+    the clients are ORed) before the memory. Read: with ``r_en`` high in cycle *c*, row ``r_addr``
     appears on ``r_data`` in cycle *c + 3* (:data:`READ_LATENCY`: the input register, then
     :class:`~spikeforge.hdl.memory.RegisteredReadMemory` with its output register always
     enabled) and stays there until the next read's data replaces it. Write: with ``w_en`` high
@@ -31,9 +31,9 @@ from spikeforge.contract.program import FIELDS, Memory, memory_map
 __all__ = ["INPUT_STAGES", "READ_LATENCY", "descriptor_layout", "row_shape", "memory_port", "executor_signature",
            "address_bits"]
 
-#: Cycles from a client's port to the memory: the accelerator registers the arbitrated
-#: inputs of every memory (so no client's logic is in series with the wide OR and the routes
-#: to the block RAMs).
+#: Cycles from a client's port to the memory: every memory registers its arbitrated inputs
+#: (``RegisteredReadMemory(input_stage=True)``), so no client's logic is in series with the
+#: wide OR and the routes to the block RAMs.
 INPUT_STAGES = 1
 #: Cycles from a read's ``r_en`` to its row on ``r_data``: the input stage, the memory's read
 #: register and its output register.

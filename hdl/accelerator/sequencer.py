@@ -12,9 +12,9 @@ START (``first``, ``stop``) from the host port
        stop): INPUT is skipped, every other op pulses its executor's ``start`` and waits for its
        ``busy`` to fall. Each descriptor's cycles (fetch included) are kept in a small counter
        memory read by ``cycles_layer`` → ``cycles_value``.
-RESET resets the sequencer and the executors (:class:`~.core.Accelerator` wraps them in a
-``ResetInserter``): the run stops at once, ``done`` and ``error`` clear; memories keep their
-contents.
+RESET resets the sequencer and the executors (:class:`~.core.Accelerator` puts each in a clock
+domain reset by a register of RESET, so one cycle after it): the run stops, ``done`` and
+``error`` clear; memories keep their contents (a write in flight still lands).
 
 Descriptor ``i`` is the 16 program words from ``i << 4``, fetched one per cycle into a shift
 register (``desc``): ``16 + READ_LATENCY`` = 19 cycles per descriptor.
