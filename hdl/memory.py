@@ -12,6 +12,8 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.contract.configs import block_layout
 
 from .params import check_int, check_choice
+from .replica import kept_register
+from .target import family_of
 
 __all__ = ["RegisteredReadMemory", "RAM_STYLES", "BLOCKS_PER_COPY", "uses_ecp5_ebr",
            "lut_ram_attrs"]
@@ -41,7 +43,7 @@ def uses_ecp5_ebr(platform):
     """Whether elaboration for ``platform`` builds DP16KD primitives: ``platform.family`` is
     ``"ecp5"`` (Amaranth's Lattice platforms and the synthesis flow's ``SynthTarget`` have a
     ``family``); ``None`` (simulation, ``verilog.convert`` without a platform) is not."""
-    return _family(platform) == "ecp5"
+    return family_of(platform) == "ecp5"
 
 
 def lut_ram_attrs(platform):
@@ -49,14 +51,7 @@ def lut_ram_attrs(platform):
     ``platform``: ``ram_style = "distributed"`` (Yosys would otherwise fold a registered read
     address into a block RAM's read port), none on iCE40, which has no LUT RAM (Yosys's
     mapping of that attribute fails there; it picks block RAM or flip-flops itself)."""
-    return {} if _family(platform) == "ice40" else {"ram_style": "distributed"}
-
-
-def _family(platform):
-    """``platform.family`` in lower case (Amaranth's iCE40 platforms say ``"iCE40"``), or
-    ``None``."""
-    family = getattr(platform, "family", None)
-    return None if family is None else str(family).lower()
+    return {} if family_of(platform) == "ice40" else {"ram_style": "distributed"}
 
 
 def _all_zero(value):
@@ -82,9 +77,9 @@ class RegisteredReadMemory(wiring.Component):
     ``input_stage=True``: ``w_addr``, ``w_data``, ``w_en``, ``r_addr`` and ``r_en`` first pass
     one reset-less register each, so everything above happens one edge later (``o_en`` is not
     delayed). On the DP16KD path the address and enable registers are replicated, one copy per
-    :data:`BLOCKS_PER_COPY` blocks of a bank, each copy's flip-flops instantiated
-    (``TRELLIS_FF`` with ``keep``: Yosys would merge identical registers back into one), and a
-    bank's write enable is decoded before its registers.
+    :data:`BLOCKS_PER_COPY` blocks of a bank (:func:`~.replica.kept_register`: Yosys would
+    merge identical registers back into one), and a bank's write enable is decoded before its
+    registers.
 
     ``style="distributed"``: a ``lib.memory`` :class:`Memory` read asynchronously (LUT RAM);
     the first register holds the read address (enable ``r_en``) and the output register the
@@ -175,7 +170,7 @@ class RegisteredReadMemory(wiring.Component):
 
     def elaborate(self, platform):
         if self.primitive(platform):
-            return self._elaborate_ecp5()
+            return self._elaborate_ecp5(platform)
         m = Module()
         w_addr, w_data, w_en, r_addr, r_en = self._inputs(m)
         attrs = dict(self._attrs)
@@ -211,7 +206,7 @@ class RegisteredReadMemory(wiring.Component):
         m.d.sync += [s.eq(p) for s, p in zip(staged, ports)]
         return staged
 
-    def _elaborate_ecp5(self):
+    def _elaborate_ecp5(self, platform):
         # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them
         # (see _ENABLES above). REGMODE "OUTREG" adds the output register (one more cycle),
         # clocked with OCE (set on both ports: in 36-bit mode the read data leaves through both
@@ -231,7 +226,7 @@ class RegisteredReadMemory(wiring.Component):
                     controls = (w_addr[:row_bits], r_addr[:row_bits], bank_w_en, r_en)
                 elif k % BLOCKS_PER_COPY == 0:      # the next blocks' copy of the registers
                     copy = f"b{b}_c{k // BLOCKS_PER_COPY}"
-                    controls = [_kept_register(m, value, f"{name}_{copy}")
+                    controls = [kept_register(m, value, name=f"{name}_{copy}", platform=platform)
                                 for name, value in (("w_addr", self.w_addr[:row_bits]),
                                                     ("r_addr", self.r_addr[:row_bits]),
                                                     ("w_en", bank_w_en), ("r_en", self.r_en))]
@@ -296,15 +291,3 @@ class RegisteredReadMemory(wiring.Component):
             ports[f"i_CSB{j}"] = zero
         m.submodules[f"ebr{bank}_{k}" if bank else f"ebr{k}"] = Instance("DP16KD", **ports)
 
-
-def _kept_register(m, value, name):
-    """``value`` through one reset-less ``TRELLIS_FF`` per bit, kept (``keep``) so that Yosys
-    does not merge it with another copy of the same register; returns the flip-flops'
-    outputs."""
-    q = Signal(len(value), name=name)
-    for j in range(len(value)):
-        m.submodules[f"{name}_{j}"] = Instance(
-            "TRELLIS_FF", a_keep=1,
-            p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR", p_REGSET="RESET",
-            i_CLK=ClockSignal(), i_LSR=Const(0, 1), i_DI=value[j], o_Q=q[j])
-    return q

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .params import check_choice
 
-__all__ = ["SynthTarget", "FAMILIES"]
+__all__ = ["SynthTarget", "FAMILIES", "family_of"]
 
 #: Device families a unit may be elaborated for.
 FAMILIES = ("ecp5", "ice40")
@@ -34,3 +34,10 @@ class SynthTarget:
 
     def __post_init__(self):
         check_choice("family", self.family, FAMILIES)
+
+
+def family_of(platform):
+    """``platform.family`` in lower case (Amaranth's iCE40 platforms say ``"iCE40"``), or
+    ``None`` (no platform: simulation, ``verilog.convert`` without one)."""
+    family = getattr(platform, "family", None)
+    return None if family is None else str(family).lower()

@@ -321,12 +321,13 @@ def test_primitive_input_stage_matches_behavioural(simulator, width, depth, bloc
 def test_broken_input_stage_fails(monkeypatch):
     """A copy of the input stage that drives its blocks a cycle late (two flip-flops in
     series) must fail the same testbench."""
-    kept = memory_module._kept_register
+    kept = memory_module.kept_register
 
-    def late(m, value, name):
-        return kept(m, kept(m, value, name + "_early"), name)
+    def late(m, value, *, name, platform):
+        early = kept(m, value, name=name + "_early", platform=platform)
+        return kept(m, early, name=name, platform=platform)
 
-    monkeypatch.setattr(memory_module, "_kept_register", late)
+    monkeypatch.setattr(memory_module, "kept_register", late)
     monkeypatch.setattr(memory_module, "BLOCKS_PER_COPY", 1_000_000)    # counted once per bank
     with pytest.raises(SimulationFailed, match="mismatches"):
         _run_primitive_pair("icarus", 4, *INPUT_STAGE_SHAPES[0], input_stage=True)

@@ -34,6 +34,7 @@ from spikeforge.contract.configs import CONFIGS, DEFAULT_CONFIG, get_config
 from spikeforge.contract.program import Memory, memory_map
 
 from ..memory import RegisteredReadMemory
+from ..replica import kept_register
 from .attention import AttentionExecutor
 from .conv import ConvExecutor
 from .elementwise import ElementwiseExecutor
@@ -88,7 +89,7 @@ class Accelerator(wiring.Component):
         c = self._config
         m.submodules.host = host = HostPort(c)
         seq = _sequencer(c, self._executors["attention"])
-        m.submodules.sequencer = _own_reset(m, "sequencer", host.control.reset)(seq)
+        m.submodules.sequencer = _own_reset(m, "sequencer", host.control.reset, platform)(seq)
         wiring.connect(m, wiring.flipped(self.i), host.i)
         wiring.connect(m, host.o, wiring.flipped(self.o))
         m.d.comb += [self.busy.eq(seq.busy), self.done.eq(seq.done), self.error.eq(seq.error)]
@@ -105,7 +106,7 @@ class Accelerator(wiring.Component):
 
         # Executors: started by the sequencer, reset with the host's RESET.
         for k, (name, executor) in enumerate(self._executors.items()):
-            m.submodules[name] = _own_reset(m, name, ctl.reset)(executor)
+            m.submodules[name] = _own_reset(m, name, ctl.reset, platform)(executor)
             m.d.comb += [executor.desc.eq(seq.desc), executor.start.eq(seq.run[k]),
                          seq.executor_busy[k].eq(executor.busy)]
 
@@ -152,14 +153,15 @@ def build_part(config, name):
     return EXECUTORS[name](c)
 
 
-def _own_reset(m, name, reset):
+def _own_reset(m, name, reset, platform):
     """A ``DomainRenamer`` into a new domain ``<name>_sync`` clocked by ``sync``'s clock and
     reset by a register of its own that is high in the cycle after ``reset`` or ``sync``'s
     reset (see the module docstring)."""
     domain = ClockDomain(f"{name}_sync", local=True)
     m.domains += domain
-    held = Signal(init=1, name=f"{name}_reset")     # 1 through sync's reset, by its init
-    m.d.sync += held.eq(reset)
+    # 1 through sync's reset (its init); kept: Yosys would merge the copies into one
+    held = kept_register(m, reset, name=f"{name}_reset", platform=platform, init=1,
+                         reset_less=False)
     m.d.comb += [domain.clk.eq(ClockSignal("sync")), domain.rst.eq(held)]
     return DomainRenamer({"sync": domain.name})
 

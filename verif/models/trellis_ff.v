@@ -1,9 +1,10 @@
 // Simulation model of the Lattice ECP5 TRELLIS_FF flip-flop for the subset SpikeForge uses:
-// rising clock (CLKMUX "CLK"), always enabled (CEMUX "1"), LSR tied low, initial value 0
-// (REGSET "RESET"). hdl/memory.py instantiates it for the replicated input registers of a
-// block-RAM memory; Yosys's own cells_sim_ecp5.v is not used (it would need its include files).
-// Not modelled (the model stops the simulation if they are used): other CLKMUX or CEMUX
-// settings, REGSET "SET", LSR high.
+// rising clock (CLKMUX "CLK"), always enabled (CEMUX "1"), a synchronous LSR (SRMODE
+// "LSR_OVER_CE") that sets Q to 1 (REGSET "SET") or 0 ("RESET"), initial value that of LSR.
+// hdl/replica.py instantiates it for the register copies synthesis must keep apart; Yosys's
+// own cells_sim_ecp5.v is not used (it would need its include files).
+// Not modelled (the model stops the simulation if they are used): other CLKMUX, CEMUX or
+// SRMODE settings.
 `timescale 1ns / 1ps
 module TRELLIS_FF (input CLK, input CE, input LSR, input DI, input M, output reg Q);
   parameter GSR = "ENABLED";
@@ -13,18 +14,13 @@ module TRELLIS_FF (input CLK, input CE, input LSR, input DI, input M, output reg
   parameter REGSET = "RESET";
   parameter SRMODE = "LSR_OVER_CE";
   initial begin
-    Q = 1'b0;
-    if (CEMUX != "1" || CLKMUX != "CLK" || REGSET != "RESET") begin
-      $display("TRELLIS_FF model: unsupported CEMUX %s, CLKMUX %s or REGSET %s", CEMUX, CLKMUX,
-               REGSET);
+    Q = REGSET == "SET";
+    if (CEMUX != "1" || CLKMUX != "CLK" || SRMODE != "LSR_OVER_CE") begin
+      $display("TRELLIS_FF model: unsupported CEMUX %s, CLKMUX %s or SRMODE %s", CEMUX, CLKMUX,
+               SRMODE);
       $finish;
     end
   end
-  always @(posedge CLK) begin
-    if (LSR === 1'b1) begin
-      $display("TRELLIS_FF model: LSR is not modelled");
-      $finish;
-    end
-    Q <= DI;
-  end
+  always @(posedge CLK)
+    Q <= LSR === 1'b1 ? REGSET == "SET" : DI;
 endmodule
