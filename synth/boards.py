@@ -90,7 +90,7 @@ class Board:
 
 BOARDS = {board.name: board for board in [
     # 45 MHz / 3 Mbaud = 15 cycles per bit. The FT231X's fastest rate is 3 Mbaud. The whole
-    # build routed at 51.19 MHz (seed 1, 2026-12-03, docs/synthesis.md).
+    # build routed at 58.99 MHz (seed 2, 2026-12-03, docs/synthesis.md and docs/log.md).
     Board(name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform", suffix="bit",
           device="ecp5-85k", config="ulx3s-85f", clock_mhz=45.0, baud=3_000_000, pll=True,
           leds=(("led", 0), ("led", 1), ("led", 2), ("led", 3)), extra_resources=None,
