@@ -1,7 +1,7 @@
 """Run one accelerator executor on one :class:`~.accel_cases.LayerCase` in Amaranth's Python
 simulator: the memories it names in its signature are built with the case's contents (the
-accelerator's input registers, then the read timing of
-:class:`spikeforge.hdl.memory.RegisteredReadMemory`: in all
+accelerator's input register, then the read timing of
+:class:`spikeforge.hdl.memory.RegisteredReadMemory`: read latency 3 in all, as
 :data:`~spikeforge.hdl.accelerator.ports.READ_LATENCY`), the descriptor is set,
 ``start`` pulsed, and the memories are read back once ``busy`` falls.
 
@@ -10,12 +10,12 @@ For the executors' own tests; the whole design is checked through its host port 
 """
 
 import numpy as np
-from amaranth.hdl import Elaboratable, Module, Signal, Value
+from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib.memory import Memory as LibMemory
 from amaranth.sim import Simulator
 
 from spikeforge.contract.program import Memory, memory_map
-from spikeforge.hdl.accelerator.ports import INPUT_STAGES, descriptor_layout, row_shape
+from spikeforge.hdl.accelerator.ports import descriptor_layout, row_shape
 
 __all__ = ["run_case", "memory_names", "initial_rows", "ReadableMemory"]
 
@@ -42,7 +42,7 @@ def initial_rows(case, name):
 
 
 class ReadableMemory(Elaboratable):
-    """A memory with the timing of the accelerator's (input registers, read register, output
+    """A memory with the timing of the accelerator's (input register, read register, output
     register) whose rows the simulation can read back (``storage.data``); ``port`` (a
     :func:`~.ports.memory_port` interface of the design under test) is set before
     elaboration."""
@@ -59,16 +59,9 @@ class ReadableMemory(Elaboratable):
         p = self.port
         out = Signal.like(read.data, reset_less=True)
         m.d.sync += out.eq(read.data)
-        # the accelerator's input stages (ports.INPUT_STAGES): every port input registered
-        inputs = [p.r_addr, p.r_en, p.w_addr, p.w_data, p.w_en]
-        for k in range(INPUT_STAGES - 1):
-            staged = [Signal.like(Value.cast(v), name=f"stage{k}_{i}")
-                      for i, v in enumerate(inputs)]
-            m.d.sync += [s.eq(v) for s, v in zip(staged, inputs)]
-            inputs = staged
-        m.d.sync += [read.addr.eq(inputs[0]), read.en.eq(inputs[1]),
-                     write.addr.eq(inputs[2]), write.data.eq(inputs[3]),
-                     write.en.eq(inputs[4])]
+        # the accelerator's input stage (ports.INPUT_STAGES): every port input registered
+        m.d.sync += [read.addr.eq(p.r_addr), read.en.eq(p.r_en), write.addr.eq(p.w_addr),
+                     write.data.eq(p.w_data), write.en.eq(p.w_en)]
         m.d.comb += p.r_data.eq(out)
         return m
 
@@ -123,8 +116,7 @@ def run_case(executor, case, *, timeout=2_000_000, read=None):
             cycles += 1
             if cycles > timeout:
                 raise TimeoutError(f"executor still busy after {timeout} cycles")
-        for _ in range(INPUT_STAGES):                   # the last write lands
-            await ctx.tick()
+        await ctx.tick()                                # the last write lands
         result["cycles"] = cycles
         for name in read:
             spec = specs[name]

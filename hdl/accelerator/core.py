@@ -13,9 +13,9 @@ program loaded through its host port.
 Every memory has one read and one write port. Its clients are the host port (only while the
 sequencer is idle), the sequencer (program reads) and the executors that name it in their
 signature (only the one running). Each client's port is gated by its ownership, the gated
-ports are registered (the client's stage), ORed (an idle client may drive anything) and the
-OR passes the memory's input stage (on ECP5 one copy of its address and enable registers per few
-block RAMs): :data:`~.ports.INPUT_STAGES` registers in all.
+ports are ORed (an idle client may drive anything) and the OR passes the memory's input stage
+(:data:`~.ports.INPUT_STAGES`; on ECP5 one copy of its address and enable registers per few
+block RAMs).
 
 The sequencer and each executor run in a clock domain of their own (``sync``'s clock), reset
 by a register of their own: one cycle after the host's RESET or ``sync``'s reset. So each
@@ -174,11 +174,8 @@ def _arbitrate(m, name, memory, clients):
         target = Value.cast(getattr(memory, field))
         gated = []
         for k, (port, owns) in enumerate(clients):
-            # the client's stage (ports.INPUT_STAGES): its gated port registered, so that no
-            # client logic is in series with the route to the OR (the enables reset)
-            term = Signal(len(target), name=f"{name}_{field}_{k}",
-                          reset_less=field not in ("r_en", "w_en"))
-            m.d.sync += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
+            term = Signal(len(target), name=f"{name}_{field}_{k}")
+            m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
             gated.append(term)
         m.d.comb += target.eq(reduce(operator.or_, gated))
     for port, _ in clients:

@@ -4,14 +4,12 @@ configuration, the memory port every client (host port, sequencer, executors) dr
 control signature of an executor.
 
 Memory port (the client's view; the memory answers)
-    Every port input passes :data:`INPUT_STAGES` registers (the client's gated port, then the
-    memory's input stage after the clients are ORed) before the memory. Read: with ``r_en``
-    high in cycle *c*, row ``r_addr`` appears on ``r_data`` in cycle *c + 4*
-    (:data:`READ_LATENCY`: the two input registers, then
-    :class:`~spikeforge.hdl.memory.RegisteredReadMemory`'s read register and its output
-    register, always enabled) and stays there until the next read's data replaces it. Write:
-    with ``w_en`` high in cycle *c*, ``w_data`` is stored in row ``w_addr`` at the end of
-    *c + 2*. Reads and
+    Every port input passes :data:`INPUT_STAGES` registers (the memory's input stage, after
+    the clients are ORed) before the memory. Read: with ``r_en`` high in cycle *c*, row ``r_addr``
+    appears on ``r_data`` in cycle *c + 3* (:data:`READ_LATENCY`: the input register, then
+    :class:`~spikeforge.hdl.memory.RegisteredReadMemory` with its output register always
+    enabled) and stays there until the next read's data replaces it. Write: with ``w_en`` high
+    in cycle *c*, ``w_data`` is stored in row ``w_addr`` at the end of *c + 1*. Reads and
     writes pass the same stages, so their order is the order the client issued them; a read
     issued in the same cycle as a write of its row returns the old or the new row
     (undefined); clients never depend on it.
@@ -33,11 +31,11 @@ from spikeforge.contract.program import FIELDS, Memory, memory_map
 __all__ = ["INPUT_STAGES", "READ_LATENCY", "descriptor_layout", "row_shape", "memory_port", "executor_signature",
            "address_bits"]
 
-#: Cycles from a client's port to the memory: each client's gated port is registered, and
-#: every memory registers the OR of them (``RegisteredReadMemory(input_stage=True)``), so
-#: neither a client's logic nor the OR is in series with a route across the die.
-INPUT_STAGES = 2
-#: Cycles from a read's ``r_en`` to its row on ``r_data``: the input stages, the memory's read
+#: Cycles from a client's port to the memory: every memory registers its arbitrated inputs
+#: (``RegisteredReadMemory(input_stage=True)``), so no client's logic is in series with the
+#: wide OR and the routes to the block RAMs.
+INPUT_STAGES = 1
+#: Cycles from a read's ``r_en`` to its row on ``r_data``: the input stage, the memory's read
 #: register and its output register.
 READ_LATENCY = INPUT_STAGES + 2
 

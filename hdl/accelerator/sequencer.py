@@ -17,7 +17,7 @@ domain reset by a register of RESET, so one cycle after it): the run stops, ``do
 ``error`` clear; memories keep their contents (a write in flight still lands).
 
 Descriptor ``i`` is the 16 program words from ``i << 4``, fetched one per cycle into a shift
-register (``desc``): ``16 + READ_LATENCY`` = 20 cycles per descriptor.
+register (``desc``): ``16 + READ_LATENCY`` = 19 cycles per descriptor.
 """
 
 from amaranth.hdl import Cat, Module, Signal
