@@ -98,8 +98,9 @@ class RegisteredReadMemory(wiring.Component):
       infers block RAM, and the DP16KD's clock-to-output delay without it (5.83 ns on speed
       grade 6) is most of a clock cycle at 150 MHz on its own. The blocks take the shape of
       :func:`~spikeforge.contract.configs.block_layout` (16384 × 1 to 512 × 36, the fewest
-      blocks, then the fewest banks): ``columns`` blocks side by side per bank; with more than one bank, each bank is
-      written when the address's high bits name it, all are read, and ``r_data`` is a
+      blocks, then the fewest banks): ``columns`` blocks side by side per bank; with more than
+      one bank, each bank is written when the address's high bits name it, all are read, and
+      ``r_data`` is a
       multiplexer over the banks' output registers selected by the read address's high bits,
       registered with the read.
     * otherwise (no platform, i.e. simulation; iCE40; nonzero initial contents, which the
@@ -215,6 +216,8 @@ class RegisteredReadMemory(wiring.Component):
         m = Module()
         rows, width, banks, columns = block_layout("ecp5-ebr", self._depth, self._row_bits)
         row_bits = (rows - 1).bit_length()
+        # with the input stage only its w_data and the bank select's r_addr and r_en are used
+        # here (the blocks take their own copies below); Yosys drops the others
         w_addr, w_data, w_en, r_addr, r_en = self._inputs(m)
         outputs = []
         for b in range(banks):
@@ -247,9 +250,9 @@ class RegisteredReadMemory(wiring.Component):
         return m
 
     def _ecp5_block(self, m, bank, k, width, wdata, rdata, waddr, raddr, w_en, r_en):
-        """DP16KD number ``k`` (of ``width`` bits) of bank ``bank``: row bits ``k * width`` on
-        of ``wdata`` in, of ``rdata`` out; written at ``waddr`` with ``w_en``, read at
-        ``raddr`` with ``r_en``."""
+        """DP16KD ``k`` (``width`` bits) of bank ``bank``: it stores row bits from ``k * width``
+        of ``wdata`` and drives the same bits of ``rdata``; written at ``waddr`` with ``w_en``,
+        read at ``raddr`` with ``r_en``."""
         wide = width == 36
         half = min(width, 18)                       # data pins per port in use
         low = 14 - len(waddr)                       # the row address's first pin

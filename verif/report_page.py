@@ -72,15 +72,12 @@ def _accuracy(page):
 def _layers(page):
     rtl = page["simulator"] is not None
 
-    def measured(row, key, form="{:.0f}"):
-        if not rtl:
-            return _cell(None)
+    def counted(row, key, form="{:.0f}"):
         value = row.get(key)
         return _cell(value, form) if value is not None else "<td></td>"
 
-    def counted(row, key):
-        value = row.get(key)
-        return _cell(value, "{:.0f}") if value is not None else "<td></td>"
+    def measured(row, key, form="{:.0f}"):
+        return counted(row, key, form) if rtl else _cell(None)
 
     rows = []
     for row in page["layers"]:
