@@ -3,14 +3,14 @@ descriptor, memory to memory, a spike word or a K/Q spike event per cycle."""
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory as LibMemory
+from amaranth.lib.memory import Memory
 
-from spikeforge.contract.program import FIELD_BITS, Memory, Variant
+from spikeforge.contract.program import FIELD_BITS, Variant
 from spikeforge.contract.sizes import ceil_div
 
 from ..bits import count_bits, count_to_three, lowest_set_blocked, one_hot_index
 from ..memory import RegisteredReadMemory
-from .ports import READ_LATENCY, address_bits, executor_signature, row_shape
+from .ports import READ_LATENCY, address_bits, executor_signature
 
 __all__ = ["AttentionExecutor", "MEMORIES", "DEFAULT_ATTENTION_CHANNELS", "TOKEN_SLOTS"]
 
@@ -284,7 +284,7 @@ class AttentionExecutor(wiring.Component):
         m.submodules.rdy_facts = rdy_facts = _Spikes(VW, block)
         comb += rdy_facts.x.eq(rdy_a)
         slot = data.StructLayout({"a": VW, "b": VW, "more": 1, "any": 1})
-        m.submodules.queue = queue = LibMemory(shape=slot, depth=TOKEN_SLOTS, init=[])
+        m.submodules.queue = queue = Memory(shape=slot, depth=TOKEN_SLOTS, init=[])
         q_wr = queue.write_port()
         q_rd = queue.read_port(domain="comb")
         wptr, rptr = Signal(range(TOKEN_SLOTS)), Signal(range(TOKEN_SLOTS))
@@ -482,17 +482,14 @@ class AttentionExecutor(wiring.Component):
                  l3_gi.eq(l2_gi), l3_row.eq(l2_row)]
         sync += [l3_s[l].eq(Mux(l2_first, 0, mp.r_data[l].as_unsigned()[:vbits]) + l2_x[l])
                  for l in range(P)]
-        # L3: fire and reset; the spikes and the membrane write registered (L4: the fire
-        # compare is not in series with the memories' client OR). The row is read again
-        # one step later at the earliest, long after this write.
+        # L3: fire, reset, membrane write; the spikes registered.
         fire = [(l3_s[l] & fire_mask).any() for l in range(P)]
+        comb += [mp.w_en.eq(l3_valid), mp.w_addr.eq(l3_row)]
+        comb += [mp.w_data[l].eq(Mux(fire[l], 0, l3_s[l][1:])) for l in range(P)]
         l4_valid, l4_wlast, l4_lastg = Signal(), Signal(), Signal()
-        l4_gi, l4_sp, l4_row = Signal(range(per_word)), Signal(P), Signal(maddr)
-        l4_v = Signal(row_shape(cfg, Memory.MEMBRANES))
+        l4_gi, l4_sp = Signal(range(per_word)), Signal(P)
         sync += [l4_valid.eq(l3_valid), l4_wlast.eq(l3_wlast), l4_lastg.eq(l3_lastg),
-                 l4_gi.eq(l3_gi), l4_sp.eq(Cat(*fire)), l4_row.eq(l3_row)]
-        sync += [l4_v[l].eq(Mux(fire[l], 0, l3_s[l][1:])) for l in range(P)]
-        comb += [mp.w_en.eq(l4_valid), mp.w_addr.eq(l4_row), mp.w_data.eq(l4_v)]
+                 l4_gi.eq(l3_gi), l4_sp.eq(Cat(*fire))]
         # L4: the word's groups gathered; written after its last group (or the token's).
         wordreg = Signal(WB)
         word_out = Cat(*[Mux(l4_gi == r, l4_sp, Mux(l4_gi > r, wordreg[r * P:(r + 1) * P], 0))
@@ -509,12 +506,8 @@ class AttentionExecutor(wiring.Component):
         dcur, dtok, dstep = Signal(saddr), Signal(saddr), Signal(saddr)
         dn = Signal(_field("in_tokens"))
         ndt, nds = dtok + dst_token, dstep + dst_step
-        # The write leaves from registers a cycle later (busy, registered from done, is still
-        # high then).
-        w_pending, w_addr, w_word = Signal(), Signal(saddr), Signal(WB)
-        sync += [w_pending.eq(wr & ~start), w_addr.eq(dcur),
-                 w_word.eq(Mux(product, word_out, v1_out[:WB]))]
-        comb += [sp.w_en.eq(w_pending), sp.w_addr.eq(w_addr), sp.w_data.eq(w_word)]
+        comb += [sp.w_en.eq(wr), sp.w_addr.eq(dcur),
+                 sp.w_data.eq(Mux(product, word_out, v1_out[:WB]))]
         with m.If(start):
             sync += [dcur.eq(d.dst_base), dtok.eq(d.dst_base), dstep.eq(d.dst_base), dn.eq(0)]
         with m.Elif(wr):
