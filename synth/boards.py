@@ -72,6 +72,8 @@ class Board:
     place_route : tuple of str
         nextpnr options added to the build's (:data:`~.devices.CONGESTED_PLACE_ROUTE` where
         the accelerator fills much of the part).
+    seed : int
+        The default nextpnr placement seed: one the build is known to route with.
     """
 
     name: str
@@ -86,6 +88,7 @@ class Board:
     extra_resources: str | None
     programmer: tuple
     place_route: tuple = ()
+    seed: int = 1
 
 
 BOARDS = {board.name: board for board in [
@@ -95,7 +98,9 @@ BOARDS = {board.name: board for board in [
           device="ecp5-85k", config="ulx3s-85f", clock_mhz=45.0, baud=3_000_000, pll=True,
           leds=(("led", 0), ("led", 1), ("led", 2), ("led", 3)), extra_resources=None,
           # into the FPGA's configuration SRAM (gone at power-off)
-          programmer=("-b", "ulx3s", "-m"), place_route=CONGESTED_PLACE_ROUTE),
+          programmer=("-b", "ulx3s", "-m"), place_route=CONGESTED_PLACE_ROUTE,
+          # seed 1 does not route: router2's overuse falls to a few hundred, then grows
+          seed=2),
     # 12 MHz / 3 Mbaud = 4 cycles per bit, the receiver's minimum; the FT2232H makes 3 Mbaud
     # exactly (its 3 MHz base rate, divisor 1). Green LED: done, red: error; the snap-off
     # PMOD (plugged into PMOD2 as shipped): L1 (red) line error, L2 busy.
@@ -202,7 +207,7 @@ def _overrides(spec, seed):
     }
 
 
-def build_board(board, *, do_build=True, clock=None, baud=None, seed=1, build_dir=None,
+def build_board(board, *, do_build=True, clock=None, baud=None, seed=None, build_dir=None,
                 program=False):
     """Build the accelerator's bitstream for ``board``; return its figures.
 
@@ -217,8 +222,8 @@ def build_board(board, *, do_build=True, clock=None, baud=None, seed=1, build_di
         Core clock in MHz (default: the board's :attr:`Board.clock_mhz`).
     baud : int, optional
         UART rate (default: the board's :attr:`Board.baud`).
-    seed : int
-        nextpnr placement seed.
+    seed : int, optional
+        nextpnr placement seed (default: the board's :attr:`Board.seed`).
     build_dir : path, optional
         Default ``build/synth/board/<board>/``.
     program : bool
@@ -228,7 +233,7 @@ def build_board(board, *, do_build=True, clock=None, baud=None, seed=1, build_di
     -------
     dict
         ``board``, ``device``, ``config``, ``clock_mhz`` (what the clock really is: the PLL's
-        output), ``baud``, ``divisor``, ``pll`` (its dividers, or ``None``), ``build_dir`` and
+        output), ``baud``, ``divisor``, ``pll`` (its dividers, or ``None``), ``seed``, ``build_dir`` and
         ``seconds``; with the plan only, ``files``; after a build also ``bitstream``,
         ``bytes``, ``fmax_mhz``, ``meets`` (Fmax at least the clock), ``lut``/``ff``/``ebr``/
         ``dsp`` (Yosys's census of the whole design, counted as :func:`.report.resources`
@@ -249,6 +254,7 @@ def build_board(board, *, do_build=True, clock=None, baud=None, seed=1, build_di
     """
     from spikeforge.verif.toolchain import BUILD_ROOT
     spec = get_board(board)
+    seed = spec.seed if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an integer, not {seed!r}")
     if program and not do_build:
@@ -272,7 +278,7 @@ def build_board(board, *, do_build=True, clock=None, baud=None, seed=1, build_di
         "clock_mhz": round(clock_hz / 1e6, 4), "baud": baud, "divisor": divisor,
         "pll": None if pll is None else {**pll.parameters(), "vco_mhz": round(pll.vco_hz / 1e6, 3),
                                          "pfd_mhz": round(pll.pfd_hz / 1e6, 4)},
-        "build_dir": str(build_dir),
+        "seed": seed, "build_dir": str(build_dir),
     }
     plan.extract(build_dir)
     if not do_build:

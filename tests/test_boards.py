@@ -162,6 +162,8 @@ def test_ulx3s_plan(capsys, build_root):
     # the whole accelerator only routes with the static placer and router2
     build = (folder / "build_top.sh").read_text()
     assert "--placer static --router router2" in build
+    # by default the seed the build is known to route with
+    assert info["seed"] == BOARDS["ulx3s-85f"].seed == 2 and "--seed 2 " in build
 
 
 def test_icebreaker_plan(capsys, build_root):
@@ -169,6 +171,7 @@ def test_icebreaker_plan(capsys, build_root):
     assert "top.pcf" in info["files"]
     assert (info["clock_mhz"], info["baud"], info["divisor"]) == (12.0, 3_000_000, 4)
     assert info["config"] == "icebreaker-up5k" and info["pll"] is None
+    assert info["seed"] == BOARDS["icebreaker"].seed == 1
     rtlil = (folder / "top.il").read_text()
     _accelerator_inside(rtlil)
     assert "EHXPLLL" not in rtlil and "SB_PLL" not in rtlil
@@ -181,6 +184,11 @@ def test_plan_at_another_clock(capsys, build_root):
     info, folder = _plan("ulx3s-85f", capsys, build_root, "--clock", "60", "--baud", "2000000")
     assert (info["clock_mhz"], info["divisor"]) == (60.0, 30)
     assert 'FREQUENCY NET "clkop" 60000000.0 HZ;' in (folder / "top.lpf").read_text()
+
+
+def test_plan_with_another_seed(capsys, build_root):
+    info, folder = _plan("ulx3s-85f", capsys, build_root, "--seed", "5")
+    assert info["seed"] == 5 and "--seed 5 " in (folder / "build_top.sh").read_text()
 
 
 @pytest.mark.parametrize("args,word", [
@@ -241,6 +249,7 @@ def test_help_is_true_to_the_boards(capsys):
     assert not icebreaker.pll
     assert f"[default: {ulx3s.baud}]" in text and ulx3s.baud == icebreaker.baud
     assert f"within {boards.MAX_BAUD_ERROR:.0%} of the rate" in text
+    assert (f"{ulx3s.seed} on ulx3s-85f, {icebreaker.seed} on icebreaker]" in text)
 
 
 # --- the board top in the simulator ---------------------------------------------------------
