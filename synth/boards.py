@@ -73,7 +73,8 @@ class Board:
         nextpnr options added to the build's (:data:`~.devices.CONGESTED_PLACE_ROUTE` where
         the accelerator fills much of the part).
     seed : int
-        The default nextpnr placement seed: one the build is known to route with.
+        The build's default nextpnr placement seed (where measured, one the build routes
+        with).
     """
 
     name: str
@@ -233,9 +234,9 @@ def build_board(board, *, do_build=True, clock=None, baud=None, seed=None, build
     -------
     dict
         ``board``, ``device``, ``config``, ``clock_mhz`` (what the clock really is: the PLL's
-        output), ``baud``, ``divisor``, ``pll`` (its dividers, or ``None``), ``seed``, ``build_dir`` and
-        ``seconds``; with the plan only, ``files``; after a build also ``bitstream``,
-        ``bytes``, ``fmax_mhz``, ``meets`` (Fmax at least the clock), ``lut``/``ff``/``ebr``/
+        output), ``baud``, ``divisor``, ``pll`` (its dividers, or ``None``), ``seed``,
+        ``build_dir`` and ``seconds``; with the plan only, ``files``; after a build also
+        ``bitstream``, ``bytes``, ``fmax_mhz``, ``meets`` (Fmax at least the clock), ``lut``/``ff``/``ebr``/
         ``dsp`` (Yosys's census of the whole design, counted as :func:`.report.resources`
         counts a unit's), ``placed`` (nextpnr's utilization) and ``programmed``.
 
