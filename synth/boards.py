@@ -236,9 +236,10 @@ def build_board(board, *, do_build=True, clock=None, baud=None, seed=None, build
         ``board``, ``device``, ``config``, ``clock_mhz`` (what the clock really is: the PLL's
         output), ``baud``, ``divisor``, ``pll`` (its dividers, or ``None``), ``seed``,
         ``build_dir`` and ``seconds``; with the plan only, ``files``; after a build also
-        ``bitstream``, ``bytes``, ``fmax_mhz``, ``meets`` (Fmax at least the clock), ``lut``/``ff``/``ebr``/
-        ``dsp`` (Yosys's census of the whole design, counted as :func:`.report.resources`
-        counts a unit's), ``placed`` (nextpnr's utilization) and ``programmed``.
+        ``bitstream``, ``bytes``, ``fmax_mhz``, ``meets`` (Fmax at least the clock),
+        ``lut``/``ff``/``ebr``/``dsp`` (Yosys's census of the whole design, counted as
+        :func:`.report.resources` counts a unit's), ``placed`` (nextpnr's utilization) and
+        ``programmed``.
 
     Raises
     ------
