@@ -100,7 +100,7 @@ BOARDS = {board.name: board for board in [
           leds=(("led", 0), ("led", 1), ("led", 2), ("led", 3)), extra_resources=None,
           # into the FPGA's configuration SRAM (gone at power-off)
           programmer=("-b", "ulx3s", "-m"), place_route=CONGESTED_PLACE_ROUTE,
-          # the fastest seed measured (1 and 3 do not converge, 4 misses 45 MHz, 5: 49.47 MHz)
+          # the fastest seed measured (1, 3: no convergence; 4: misses 45 MHz; 5: 49.47 MHz)
           seed=2),
     # 12 MHz / 3 Mbaud = 4 cycles per bit, the receiver's minimum; the FT2232H makes 3 Mbaud
     # exactly (its 3 MHz base rate, divisor 1). Green LED: done, red: error; the snap-off

@@ -252,7 +252,7 @@ def baseline_command(devices, update, as_json):
                    "SRAM; iCEBreaker: into its flash).")
 @click.option("--seed", type=SEED, default=None,
               help="nextpnr placement seed [default: the board's: 2 on ulx3s-85f, the seed "
-                   "its build is measured to route with; 1 on icebreaker].")
+                   "measured fastest of those that route; 1 on icebreaker].")
 @json_option
 def board_command(board, clock, baud, plan_only, program, seed, as_json):
     """Build the accelerator behind a UART bridge into a bitstream for the --board.
