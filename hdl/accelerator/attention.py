@@ -268,14 +268,15 @@ class AttentionExecutor(wiring.Component):
         t2_valid, t2_part, t2_last, t2_w = (tags[-1][f] for f in ("valid", "part", "last", "w"))
 
         # Assembly of the token's first (K or Q) and second (V) vector, a word per read.
-        asm_a, asm_b = Signal(VW), Signal(VW)
+        asm_a, asm_b = Signal(VW, reset_less=True), Signal(VW, reset_less=True)
 
         def merged(asm, part):
             return Cat(*[Mux(t2_valid & (t2_part == part) & (t2_w == w), sp.r_data,
                              asm[w * WB:(w + 1) * WB]) for w in range(wmax)])
 
         sync += [asm_a.eq(merged(asm_a, 0)), asm_b.eq(merged(asm_b, 1))]
-        rdy, rdy_a, rdy_b = Signal(), Signal(VW), Signal(VW)
+        rdy = Signal()
+        rdy_a, rdy_b = Signal(VW, reset_less=True), Signal(VW, reset_less=True)
         sync += rdy.eq(t2_valid & t2_last)
         with m.If(t2_valid & t2_last):
             sync += [rdy_a.eq(merged(asm_a, 0) & chmask), rdy_b.eq(merged(asm_b, 1) & chmask)]
@@ -305,14 +306,14 @@ class AttentionExecutor(wiring.Component):
         can_pop = q_any & c_any & ~c_fin
 
         # -- product S0 state (the scanner), needed by the pop condition ------------------------
-        sbits_, svec = Signal(VW), Signal(VW)
+        sbits_, svec = Signal(VW, reset_less=True), Signal(VW, reset_less=True)
         shave, smore, sany = Signal(), Signal(), Signal()
         cool = Signal(_field("lane_groups"))            # cycles until the hold may be reloaded
         s_last = ~smore
         emit = shave & (~c_q | ~s_last | (cool == 0))
 
         # -- head of every channel (hid[c] = c // D_h), set by counters at start ----------------
-        hid = Signal(C * hb)
+        hid = Signal(C * hb, reset_less=True)
         hcnt = Signal(range(C + 1))
         hj = Signal(_field("head_channels"))
         hh = Signal(hb)
@@ -328,8 +329,8 @@ class AttentionExecutor(wiring.Component):
                 sync += hj.eq(hj + 1)
 
         # -- V1: mask = OR (K AND V); out = Q AND mask ----------------------------------------
-        mask = Signal(VW)
-        v1_out = Signal(VW)
+        mask = Signal(VW, reset_less=True)
+        v1_out = Signal(VW, reset_less=True)
         v1_busy = Signal()
         v1_w = Signal(_field("out_plane_words"))
         v1_lastw = v1_w == wo_m1
@@ -376,7 +377,7 @@ class AttentionExecutor(wiring.Component):
         m.submodules.kv = kv = RegisteredReadMemory(shape=kv_row, depth=C, style="block")
         s1_valid, s1_read, s1_last, s1_q = Signal(), Signal(), Signal(), Signal()
         s1_addr = Signal(range(VW))
-        s1_hot, s1_v = Signal(C), Signal(C)
+        s1_hot, s1_v = Signal(C, reset_less=True), Signal(C, reset_less=True)
         sync += [s1_valid.eq(emit & ~start), s1_read.eq(sany), s1_last.eq(s_last), s1_q.eq(c_q),
                  s1_addr.eq(one_hot_index(scan.hot)), s1_hot.eq(scan.hot[:C]),
                  s1_v.eq(svec[:C])]
@@ -387,11 +388,13 @@ class AttentionExecutor(wiring.Component):
         # S2: forwarding decided from registers: the write in S3 now (one cycle before this
         # item's S3) or the one written last cycle (two before); the head mask.
         s2_valid, s2_read, s2_last, s2_q = Signal(), Signal(), Signal(), Signal()
-        s2_addr, s2_v, s2_sel = Signal(range(VW)), Signal(C), Signal(hb)
+        s2_addr = Signal(range(VW))
+        s2_v, s2_sel = Signal(C, reset_less=True), Signal(hb, reset_less=True)
         sync += [s2_valid.eq(s1_valid), s2_read.eq(s1_read), s2_last.eq(s1_last),
                  s2_q.eq(s1_q), s2_addr.eq(s1_addr), s2_v.eq(s1_v), s2_sel.eq(hid_sel)]
         s3_valid, s3_read, s3_last, s3_q = Signal(), Signal(), Signal(), Signal()
-        s3_addr, s3_v, s3_mask = Signal(range(VW)), Signal(C), Signal(C)
+        s3_addr = Signal(range(VW))
+        s3_v, s3_mask = Signal(C, reset_less=True), Signal(C, reset_less=True)
         s3_f1, s3_f2, s3_mem = Signal(), Signal(), Signal()
         s4_wr, s4_addr = Signal(), Signal(range(VW))
         written = Signal(C)                             # KV rows written in this step
@@ -405,7 +408,7 @@ class AttentionExecutor(wiring.Component):
                  s3_mem.eq(~fwd1 & ~fwd2 & written.bit_select(s2_addr, 1))]
 
         # S3: K phase read-modify-write of row i; Q phase: the row read (masked in S4).
-        last1, last2 = Signal(kv_row), Signal(kv_row)
+        last1, last2 = Signal(kv_row, reset_less=True), Signal(kv_row, reset_less=True)
         old = [Mux(s3_f1, last1[c], 0) | Mux(s3_f2, last2[c], 0) | Mux(s3_mem, kv.r_data[c], 0)
                for c in range(C)]
         new = Cat(*[(old[c] + s3_v[c])[:cb] for c in range(C)])
@@ -417,11 +420,11 @@ class AttentionExecutor(wiring.Component):
         # S4: Q phase: the row, masked to the head, added to the accumulators (a stage of its
         # own: the wide add behind the read-modify-write's multiplexer is too long for one).
         s4_add, s4_last = Signal(), Signal()
-        s4_x = Signal(data.ArrayLayout(unsigned(cb), C))
+        s4_x = Signal(data.ArrayLayout(unsigned(cb), C), reset_less=True)
         sync += [s4_add.eq(s3_valid & s3_q), s4_last.eq(s3_last)]
         sync += [s4_x[c].eq(Mux(s3_read & s3_mask[c], old[c], 0)) for c in range(C)]
-        acc = Signal(data.ArrayLayout(unsigned(ab), C))
-        hold = Signal(data.ArrayLayout(unsigned(ab), GP))
+        acc = Signal(data.ArrayLayout(unsigned(ab), C), reset_less=True)
+        hold = Signal(data.ArrayLayout(unsigned(ab), GP), reset_less=True)
         hold_valid = Signal()
         sums = [acc[c] + s4_x[c] for c in range(C)]
         hold_load = s4_add & s4_last
@@ -442,7 +445,7 @@ class AttentionExecutor(wiring.Component):
         lastg = lg == g_m1
         l1_valid, l1_first, l1_wlast, l1_lastg = Signal(), Signal(), Signal(), Signal()
         l1_gi, l1_row = Signal(range(per_word)), Signal(maddr)
-        l1_x = Signal(data.ArrayLayout(unsigned(ab), P))
+        l1_x = Signal(data.ArrayLayout(unsigned(ab), P), reset_less=True)
         sync += [l1_valid.eq(hold_valid), l1_first.eq(lfirst), l1_row.eq(mrow), l1_gi.eq(gi),
                  l1_wlast.eq((gi == per_word - 1) | lastg), l1_lastg.eq(lastg),
                  l1_x.eq(hold.as_value().word_select(lg[:gbits], P * ab))]
@@ -468,7 +471,7 @@ class AttentionExecutor(wiring.Component):
         l2_gi, l2_row, l2_x = l1_gi, l1_row, l1_x
         l_valids = [l1_valid]
         for k in range(READ_LATENCY - 1):
-            late = [Signal.like(v, name=f"l{k + 2}_{n}") for v, n in (
+            late = [Signal.like(v, name=f"l{k + 2}_{n}", reset_less=n == "x") for v, n in (
                 (l2_valid, "valid"), (l2_first, "first"), (l2_wlast, "wlast"),
                 (l2_lastg, "lastg"), (l2_gi, "gi"), (l2_row, "row"), (l2_x, "x"))]
             sync += [a.eq(b) for a, b in zip(late, (l2_valid, l2_first, l2_wlast, l2_lastg,
@@ -477,7 +480,7 @@ class AttentionExecutor(wiring.Component):
             l_valids.append(l2_valid)
         l3_valid, l3_wlast, l3_lastg = Signal(), Signal(), Signal()
         l3_gi, l3_row = Signal(range(per_word)), Signal(maddr)
-        l3_s = Signal(data.ArrayLayout(unsigned(sbits), P))
+        l3_s = Signal(data.ArrayLayout(unsigned(sbits), P), reset_less=True)
         sync += [l3_valid.eq(l2_valid), l3_wlast.eq(l2_wlast), l3_lastg.eq(l2_lastg),
                  l3_gi.eq(l2_gi), l3_row.eq(l2_row)]
         sync += [l3_s[l].eq(Mux(l2_first, 0, mp.r_data[l].as_unsigned()[:vbits]) + l2_x[l])
@@ -487,11 +490,11 @@ class AttentionExecutor(wiring.Component):
         comb += [mp.w_en.eq(l3_valid), mp.w_addr.eq(l3_row)]
         comb += [mp.w_data[l].eq(Mux(fire[l], 0, l3_s[l][1:])) for l in range(P)]
         l4_valid, l4_wlast, l4_lastg = Signal(), Signal(), Signal()
-        l4_gi, l4_sp = Signal(range(per_word)), Signal(P)
+        l4_gi, l4_sp = Signal(range(per_word)), Signal(P, reset_less=True)
         sync += [l4_valid.eq(l3_valid), l4_wlast.eq(l3_wlast), l4_lastg.eq(l3_lastg),
                  l4_gi.eq(l3_gi), l4_sp.eq(Cat(*fire))]
         # L4: the word's groups gathered; written after its last group (or the token's).
-        wordreg = Signal(WB)
+        wordreg = Signal(WB, reset_less=True)
         word_out = Cat(*[Mux(l4_gi == r, l4_sp, Mux(l4_gi > r, wordreg[r * P:(r + 1) * P], 0))
                          for r in range(per_word)])
         with m.If(l4_valid):

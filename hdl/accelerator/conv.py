@@ -714,11 +714,11 @@ class ConvExecutor(wiring.Component):
             stages.append(Signal(ctl, name=f"e{4 + k}"))
             m.d.sync += stages[-1].eq(stages[-2])
         e5, e6 = stages[-2], stages[-1]
-        row = Signal.like(self.weights.r_data)
-        bias = Signal.like(self.biases.r_data)
+        row = Signal.like(self.weights.r_data, reset_less=True)
+        bias = Signal.like(self.biases.r_data, reset_less=True)
         m.d.sync += [row.eq(self.weights.r_data), bias.eq(self.biases.r_data)]
         addend = Signal(data.ArrayLayout(signed(c.weight_bits + (1 << self._plane_bits) - 1),
-                                         lanes))
+                                         lanes), reset_less=True)
         for j in range(lanes):
             m.d.sync += addend[j].eq(Mux(e5.valid & e5.mask[j] & ~e5.null,
                                          row[j] << e5.plane, 0))
@@ -726,8 +726,8 @@ class ConvExecutor(wiring.Component):
         # ``acc + addend`` (``fin``, registered) is the group's sum after it; ``acc`` takes that
         # sum, or the bias row when the event in E5 starts a group (the select is not in series
         # with the adders). After a group's last event the saturation stage takes ``fin``.
-        acc = Signal(data.ArrayLayout(sum_shape, lanes))
-        fin = Signal(data.ArrayLayout(sum_shape, lanes))
+        acc = Signal(data.ArrayLayout(sum_shape, lanes), reset_less=True)
+        fin = Signal(data.ArrayLayout(sum_shape, lanes), reset_less=True)
         fin_v = Signal()
         start = e5.valid & e5.first
         m.d.sync += fin_v.eq(e6.valid & e6.glast)
@@ -741,9 +741,9 @@ class ConvExecutor(wiring.Component):
         # (down counters with registered "last" flags).
         vb = c.value_bits
         s1_v = Signal()
-        s1_low = Signal(data.ArrayLayout(signed(vb), lanes))
-        s1_in = Signal(lanes)
-        s1_neg = Signal(lanes)
+        s1_low = Signal(data.ArrayLayout(signed(vb), lanes), reset_less=True)
+        s1_in = Signal(lanes, reset_less=True)
+        s1_neg = Signal(lanes, reset_less=True)
         s1_zero = Signal(lanes)
         s1_addr = Signal(self._va)
         s1_final = Signal()
@@ -781,9 +781,12 @@ class ConvExecutor(wiring.Component):
         values = self.values
         m.d.sync += [values.w_en.eq(s1_v), values.w_addr.eq(s1_addr),
                      w_final.eq(s1_v & s1_final)]
+        # The row written: a register of its own (the port's would be reset).
+        w_data = Signal.like(values.w_data, reset_less=True)
+        m.d.comb += values.w_data.eq(w_data)
         for j in range(lanes):
             lo = ~s.hi
             value = Mux(s1_in[j], s1_low[j], Mux(s1_neg[j], lo, s.hi))
-            m.d.sync += values.w_data[j].eq(Mux(s1_zero[j], 0, value))
+            m.d.sync += w_data[j].eq(Mux(s1_zero[j], 0, value))
         with m.If(values.w_en & w_final):
             m.d.sync += [self.busy.eq(0), s.running.eq(0)]

@@ -436,15 +436,15 @@ class ElementwiseExecutor(wiring.Component):
                          for k in regs]
             return regs
         g = pipe("g", at)
-        a_pick = Signal(vb)
-        g_dst = Signal(lanes)
+        a_pick = Signal(vb, reset_less=True)
+        g_dst = Signal(lanes, reset_less=True)
         picked = 0
         for l in range(lanes):
             picked = picked | Mux(at["src"][l], vp.r_data[l].as_unsigned(), 0)
         m.d.sync += [a_pick.eq(picked), g_dst.eq(at["dst"])]
         a = pipe("a", at, (gather, g))
-        a_add = [Signal(signed(vb), name=f"a_add{l}") for l in range(lanes)]
-        a_bit = [Signal(planes_max, name=f"a_bit{b}") for b in range(word_bits)]
+        a_add = [Signal(signed(vb), name=f"a_add{l}", reset_less=True) for l in range(lanes)]
+        a_bit = [Signal(planes_max, name=f"a_bit{b}", reset_less=True) for b in range(word_bits)]
         m.d.sync += [a_add[l].eq(Mux(gather, Mux(g_dst[l], a_pick, 0), vp.r_data[l]))
                      for l in range(lanes)]
         m.d.sync += [a_bit[b].eq(Mux(sp.r_data[b], at["oh"], 0)) for b in range(word_bits)]
@@ -453,8 +453,8 @@ class ElementwiseExecutor(wiring.Component):
         # adder. C takes the sum the cycle after an output's last addend, so no enable: between
         # outputs the accumulators hold garbage. ---------------------------------------------
         b_valid = Signal()
-        acc_v = [Signal(signed(wv), name=f"acc_v{l}") for l in range(lanes)]
-        acc_s = [Signal(ws, name=f"acc_s{b}") for b in range(word_bits)]
+        acc_v = [Signal(signed(wv), name=f"acc_v{l}", reset_less=True) for l in range(lanes)]
+        acc_s = [Signal(ws, name=f"acc_s{b}", reset_less=True) for b in range(word_bits)]
         b_col = Signal()                # the output's col, held from B to the end of its D
         m.d.sync += b_valid.eq(a["valid"] & a["last"])
         with m.If(a["valid"] & a["last"]):
@@ -473,7 +473,7 @@ class ElementwiseExecutor(wiring.Component):
         def copies(value, width, name):
             chain = []
             for j in range(_COPIES):
-                chain.append(Signal(width, name=f"{name}{j}"))
+                chain.append(Signal(width, name=f"{name}{j}", reset_less=True))
                 m.d.sync += chain[-1].eq(chain[-2] if j else value)
             return chain
 
@@ -483,11 +483,11 @@ class ElementwiseExecutor(wiring.Component):
         nhi_v = copies(Mux(spikes, 0, ~hi), wv, "nhi_v")      # 0 for the datapath not in use
         nhi_s = copies(Mux(spikes, ~hi, 0), ws, "nhi_s")
         c_valid = Signal()
-        res_v = [Signal(signed(wv), name=f"res_v{l}") for l in range(lanes)]
-        over_v = [Signal(2, name=f"over_v{l}") for l in range(lanes)]
-        under_v = [Signal(2, name=f"under_v{l}") for l in range(lanes)]
-        neg_v = Signal(lanes)
-        sneg_v = Signal(lanes)                  # negative, signed op: the under tree counts
+        res_v = [Signal(signed(wv), name=f"res_v{l}", reset_less=True) for l in range(lanes)]
+        over_v = [Signal(2, name=f"over_v{l}", reset_less=True) for l in range(lanes)]
+        under_v = [Signal(2, name=f"under_v{l}", reset_less=True) for l in range(lanes)]
+        neg_v = Signal(lanes, reset_less=True)
+        sneg_v = Signal(lanes, reset_less=True)     # negative, signed op: the under tree counts
         c_col = Signal()
         m.d.sync += c_valid.eq(b_valid)
         with m.If(b_valid):
@@ -499,9 +499,9 @@ class ElementwiseExecutor(wiring.Component):
                          under_v[l].eq(halves(~acc_v[l], mask))]
         # A spike sum is also the shift register its planes are written from (plane 0 first;
         # the next output reaches C jw cycles later at the earliest), and so is hi.
-        res_s = [Signal(ws, name=f"res_s{b}") for b in range(word_bits)]
-        over_s = Signal(word_bits)
-        hi_s = Signal(ws)
+        res_s = [Signal(ws, name=f"res_s{b}", reset_less=True) for b in range(word_bits)]
+        over_s = Signal(word_bits, reset_less=True)
+        hi_s = Signal(ws, reset_less=True)
         m.d.sync += [res_s[b].eq(Mux(b_valid, acc_s[b], res_s[b] >> 1)) for b in range(word_bits)]
         m.d.sync += hi_s.eq(Mux(b_valid, hi, hi_s >> 1))
         with m.If(b_valid):
@@ -519,8 +519,8 @@ class ElementwiseExecutor(wiring.Component):
 
         w_en_v, w_en_o, w_en_s = Signal(), Signal(), Signal()       # write, per memory
         w_addr = Signal(abits)
-        out_v = [Signal(signed(sb), name=f"out_v{l}") for l in range(lanes)]
-        w_word = Signal(word_bits)
+        out_v = [Signal(signed(sb), name=f"out_v{l}", reset_less=True) for l in range(lanes)]
+        w_word = Signal(word_bits, reset_less=True)
         left = Signal(FIELD_BITS["out_bits"])                       # planes still to write
         left_nz = Signal()
         # D writes an output (c_valid), then its next planes (left_nz): the write of the cycle

@@ -408,7 +408,7 @@ class HostPort(wiring.Component):
         emitting = Signal()
         load = [Signal(name=f"load_{memory.name.lower()}") for memory in _MEMORIES]
         chosen = [Signal(name=f"chosen_{memory.name.lower()}") for memory in _MEMORIES]
-        rows = [Signal(8 * wb, name=f"row_{memory.name.lower()}")
+        rows = [Signal(8 * wb, name=f"row_{memory.name.lower()}", reset_less=True)
                 for memory, wb in zip(_MEMORIES, word_bytes)]
         out_byte = Signal(8)
         m.d.sync += [flag.eq(mr[READ_LATENCY - 1] & (mem == k)) for k, flag in enumerate(load)]

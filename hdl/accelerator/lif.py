@@ -141,8 +141,8 @@ class LifExecutor(wiring.Component):
         big_x = Signal()                # F >= wy: any nonzero X overflows
         mask_t = Signal(tb - 1)
         big_t = Signal()
-        mask_m = Signal(wy + 1)         # bit i: i >= M - 1 (the saturation check of H)
-        hi = Signal(signed(mc))         # 2**(M-1) - 1
+        mask_m = Signal(wy + 1, reset_less=True)    # bit i: i >= M - 1 (H's saturation check)
+        hi = Signal(signed(mc), reset_less=True)    # 2**(M-1) - 1
         lo = ~hi                        # -2**(M-1)
         groups_m1 = Signal(8)
         tokens_m1 = Signal(14)
@@ -254,8 +254,9 @@ class LifExecutor(wiring.Component):
         }
 
         def meta_signal(i):
-            return {name: Signal(width, name=f"s{i}_{name}") for name, width in
-                    meta_layout.items()}
+            # Only ``valid`` is reset: the rest is data a valid row carries.
+            return {name: Signal(width, name=f"s{i}_{name}", reset_less=name != "valid")
+                    for name, width in meta_layout.items()}
 
         meta = [meta_signal(0)]
         m.d.comb += [
@@ -302,13 +303,14 @@ class LifExecutor(wiring.Component):
         spikes = Signal(lanes)
         for lane in range(lanes):
             def reg(name, value, shape=None):
-                r = Signal(shape if shape is not None else value.shape(), name=f"{name}{lane}")
+                r = Signal(shape if shape is not None else value.shape(), name=f"{name}{lane}",
+                           reset_less=True)
                 m.d.sync += r.eq(value)
                 return r
 
-            frac = Signal(6, name=f"frac{lane}")
-            tau = Signal(3, name=f"tau{lane}")
-            soft = Signal(name=f"soft{lane}")
+            frac = Signal(6, name=f"frac{lane}", reset_less=True)
+            tau = Signal(3, name=f"tau{lane}", reset_less=True)
+            soft = Signal(name=f"soft{lane}", reset_less=True)
             with m.If(begin | reload[lane]):
                 m.d.sync += [frac.eq(d.frac_bits), tau.eq(d.tau_log2),
                              soft.eq(d.reset == int(Reset.SOFT))]
@@ -373,7 +375,7 @@ class LifExecutor(wiring.Component):
 
         # H: membrane write and spike word assembly, registered; written the next cycle.
         h_meta = meta[WRITE_DELAY - 1]
-        word = Signal(word_bits)
+        word = Signal(word_bits, reset_less=True)
         word_next = Signal(word_bits)
         for s in range(per_word):
             part = word_next[s * lanes:(s + 1) * lanes]
@@ -383,8 +385,8 @@ class LifExecutor(wiring.Component):
         with m.If(h_meta["valid"]):
             m.d.sync += word.eq(word_next)
         w_meta = meta[WRITE_DELAY]
-        mem_data = Signal.like(mp.w_data)
-        spike_data = Signal(word_bits)
+        mem_data = Signal.like(mp.w_data, reset_less=True)
+        spike_data = Signal(word_bits, reset_less=True)
         m.d.sync += [mem_data.eq(v_next), spike_data.eq(word_next)]
         m.d.comb += [
             mp.w_en.eq(w_meta["valid"]), mp.w_addr.eq(w_meta["row"]), mp.w_data.eq(mem_data),

@@ -122,7 +122,7 @@ class Sequencer(wiring.Component):
         slot_bits = max(1, (slots - 1).bit_length())
 
         # -- descriptor fetch: 16 program reads, words shifted in as they arrive -----------
-        words = Signal(DESCRIPTOR_WORDS * PROGRAM_WORD_BITS)
+        words = Signal(DESCRIPTOR_WORDS * PROGRAM_WORD_BITS, reset_less=True)  # all 16 refilled
         m.d.comb += self.desc.eq(words[:descriptor_layout().size])
         index = Signal(range(slots + 1))             # descriptor being fetched / run
         issue = Signal(range(DESCRIPTOR_WORDS + 1))  # words read so far
