@@ -10,7 +10,7 @@ For the executors' own tests; the whole design is checked through its host port 
 """
 
 import numpy as np
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
 from amaranth.lib.memory import Memory as LibMemory
 from amaranth.sim import Simulator
 
@@ -70,9 +70,11 @@ class _Bench(Elaboratable):
     def __init__(self, executor, memories):
         self.executor = executor
         self.memories = memories
+        self.sync = ClockDomain("sync")
 
     def elaborate(self, platform):
         m = Module()
+        m.domains.sync = self.sync
         m.submodules.executor = self.executor
         for name, memory in self.memories.items():
             memory.port = getattr(self.executor, name)
@@ -86,7 +88,7 @@ def _unpack_row(value, lanes):
     return [int(value[i]) for i in range(lanes)]
 
 
-def run_case(executor, case, *, timeout=2_000_000, read=None):
+def run_case(executor, case, *, timeout=2_000_000, read=None, interrupt=()):
     """Run ``executor`` (a fresh executor component for ``case.config``) on ``case``.
 
     Returns ``(memories, cycles)``: ``memories[name]`` is the NumPy array of every memory
@@ -94,22 +96,41 @@ def run_case(executor, case, *, timeout=2_000_000, read=None):
     program/spikes, ``(depth, lanes)`` otherwise) and ``cycles`` counts from the cycle after
     ``start`` to the first cycle ``busy`` is low. Raises ``TimeoutError`` after ``timeout``
     cycles.
+
+    ``interrupt``: for each ``k`` in it, in order, a run is first started and ``sync`` reset
+    in the ``k``-th cycle after ``start`` (the accelerator's RESET), then every memory is put
+    back as it was; the figures are those of the run after the last.
     """
     names = memory_names(executor)
     specs = memory_map(case.config)
+    initial = {name: initial_rows(case, name) for name in names}
     memories = {name: ReadableMemory(row_shape(case.config, Memory[name.upper()]),
-                                     specs[name].depth, initial_rows(case, name))
+                                     specs[name].depth, initial[name])
                 for name in names}
     bench = _Bench(executor, memories)
     read = names if read is None else list(read)
     result = {}
 
-    async def testbench(ctx):
+    async def begin(ctx):
         ctx.set(executor.desc, descriptor_layout().const(dict(case.desc)))
         await ctx.tick()
         ctx.set(executor.start, 1)
         await ctx.tick()
         ctx.set(executor.start, 0)
+
+    async def testbench(ctx):
+        for k in interrupt:
+            await begin(ctx)
+            await ctx.tick().repeat(k)
+            ctx.set(bench.sync.rst, 1)
+            await ctx.tick()
+            ctx.set(bench.sync.rst, 0)
+            for name in names:
+                rows, data = initial[name], memories[name].storage.data
+                zero = 0 if specs[name].lanes == 1 else [0] * specs[name].lanes
+                for i in range(specs[name].depth):
+                    ctx.set(data[i], rows[i] if i < len(rows) else zero)
+        await begin(ctx)
         cycles = 0
         while ctx.get(executor.busy):
             await ctx.tick()

@@ -21,10 +21,11 @@ Per sample (modes ``layers``, ``whole``, ``both``)
     cycles. ``whole`` (the speed mode): one START 0, 0 runs the program; STATUS gives the
     cycles from start to done, CYCLES every layer's, and only the scores are read. The scores
     (the READOUT's output) are compared with the golden model's in either mode. Before the
-    first sample's whole run, a START is RESET a random part of the way through: STATUS must
-    say busy before and idle (not done, no error) after, and the run that follows (the input
-    written again) must still give the golden scores. While a
-    program runs no Python runs: the link waits for ``done`` to rise (one STATUS after it).
+    first sample's whole run, for each executor the program uses, a START is RESET a random
+    part of the way through that executor's longest layer: STATUS must say busy in that layer
+    before and idle (not done, no error) after, and the run that follows (the input written
+    again) must still give the golden scores. While a program runs to its end no Python runs:
+    the link waits for ``done`` to rise (one STATUS after it).
     ``whole`` mode may run the golden model on several samples at once (``golden_batch``).
 
 The report (``SPIKEFORGE_REPORT``) counts the compared words (``checked``), the mismatching
@@ -49,6 +50,7 @@ from spikeforge.contract.program import (DESCRIPTOR_SHIFT, FORMAT_VERSION, IMAGE
 from spikeforge.driver import image_rows, spans
 from spikeforge.golden.accelerator import (Accelerator, golden_sample, input_words,
                                            output_addresses)
+from spikeforge.hdl.accelerator.sequencer import EXECUTOR_OPS
 from spikeforge.verif.host_link import HostLink, random_rows, with_bad_crc
 from spikeforge.verif.tb import Testbench, params, stimulus
 
@@ -273,21 +275,44 @@ async def _read_scores(link, config, accelerator):
     return np.asarray(rows).reshape(-1)[:d["out_channels"]]
 
 
-async def _interrupted_run(dut, link, addresses, words, model_cycles, run, rng):
-    """START the whole program and RESET it a random part of the way through: STATUS must
-    say busy before and idle, not done, no error after (the run stopped where it was). The
-    input is written again afterwards (RESET keeps the memories as the run left them)."""
-    await link.start(0, 0)
-    await ClockCycles(dut.clk, rng.randrange(max(1, model_cycles // 4),
-                                             max(2, model_cycles // 2)))
-    before = await link.status()
-    await link.reset()
-    after = await link.status()
-    run.checked += 1
-    if not before.busy or after.busy or after.done or after.error != Error.OK:
-        run.mismatches += 1
-        run.log.error("RESET during a run: STATUS %s before, %s after", before, after)
-    await _write_input(link, addresses, words)
+def _interrupt_points(accelerator, layer_cycles):
+    """Per executor the program uses, its longest layer (by the cost model's
+    ``layer_cycles``): ``[(executor, descriptor index), …]`` in program order."""
+    longest = {}
+    for i, d in enumerate(accelerator.layers, start=1):
+        for executor, ops in EXECUTOR_OPS.items():
+            if d["op"] in ops and (executor not in longest
+                                   or layer_cycles[i - 1] > layer_cycles[longest[executor] - 1]):
+                longest[executor] = i
+    return sorted(longest.items(), key=lambda item: item[1])
+
+
+async def _interrupted_runs(dut, link, addresses, words, accelerator, layer_cycles, run, rng):
+    """For each executor the program uses: START the whole program and RESET it a random part
+    of the way through that executor's longest layer (STATUS polled from three quarters of the
+    cost model's cycles before it): STATUS must say busy in that layer before and idle, not
+    done, no error after. So every executor is stopped mid-layer once, its data registers
+    (reset-less) left as the layer had them, before the run whose scores are compared. The
+    input is written again after each (RESET keeps the memories as the run left them)."""
+    for executor, i in _interrupt_points(accelerator, layer_cycles):
+        await link.start(0, 0)
+        await ClockCycles(dut.clk, max(1, 3 * sum(layer_cycles[:i - 1]) // 4))
+        status = await link.status()
+        while status.busy and status.layer < i:
+            status = await link.status()
+        await ClockCycles(dut.clk, rng.randrange(1, max(2, layer_cycles[i - 1] // 2)))
+        before = await link.status()
+        await link.reset()
+        after = await link.status()
+        run.log.info("RESET in layer %d (%s) at cycle %d of the run", before.layer, executor,
+                     before.cycles)
+        run.checked += 1
+        if (not before.busy or before.layer != i or after.busy or after.done
+                or after.error != Error.OK):
+            run.mismatches += 1
+            run.log.error("RESET during layer %d (%s): STATUS %s before, %s after", i,
+                          executor, before, after)
+        await _write_input(link, addresses, words)
 
 
 async def _run_whole(link, accelerator, model_cycles):
@@ -379,7 +404,8 @@ async def _sample_whole(dut, link, config, accelerator, addresses, golden, run, 
     out = {"bound": bound, "model_cycles": model_cycles, "golden_scores": want_scores.tolist()}
     await _write_input(link, addresses, words)
     if j == 0:
-        await _interrupted_run(dut, link, addresses, words, sum(model_cycles), run, rng)
+        await _interrupted_runs(dut, link, addresses, words, accelerator, model_cycles, run,
+                                rng)
     out["inference_cycles"], out["whole_layer_cycles"], out["inference_seconds"] = (
         await _run_whole(link, accelerator, sum(model_cycles)))
     out["scores"] = (await _read_scores(link, config, accelerator)).tolist()
@@ -410,7 +436,8 @@ async def _sample(dut, link, config, images, pixels, run, mode, names, j, rng,
     if mode in ("whole", "both"):
         await _write_input(link, addresses, words)
         if j == 0:
-            await _interrupted_run(dut, link, addresses, words, sum(gold.cycles), run, rng)
+            await _interrupted_runs(dut, link, addresses, words, accelerator, gold.cycles, run,
+                                    rng)
         out["inference_cycles"], out["whole_layer_cycles"], out["inference_seconds"] = (
             await _run_whole(link, accelerator, sum(gold.cycles)))
         out["scores"] = (await _read_scores(link, config, accelerator)).tolist()
