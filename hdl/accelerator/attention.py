@@ -152,6 +152,8 @@ class AttentionExecutor(wiring.Component):
         self._channels = attention_channels
         super().__init__(executor_signature(config, MEMORIES))
 
+    #: The memories it writes (:mod:`.ports`).
+    WRITES = ("spikes", "membranes")
     config = property(lambda self: self._config)
     attention_channels = property(lambda self: self._channels)
     #: The largest ``in_channels`` it runs (the sequencer's capacity check reads it).

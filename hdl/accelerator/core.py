@@ -15,7 +15,9 @@ sequencer is idle), the sequencer (program reads) and the executors that name it
 signature (only the one running). Each client's port is gated by its ownership, the gated
 ports are ORed (an idle client may drive anything) and the OR passes the memory's input stage
 (:data:`~.ports.INPUT_STAGES`; on ECP5 one copy of its address and enable registers per few
-block RAMs).
+block RAMs). Write ports count only for the clients that write the memory (an executor's
+``WRITES``); the host, sole writer of ``program``, ``weights``, ``biases`` and
+``thresholds``, drives their write address and data ungated.
 
 The sequencer and each executor run in a clock domain of their own (``sync``'s clock), reset
 by a register of their own: one cycle after the host's RESET or ``sync``'s reset. So each
@@ -120,12 +122,13 @@ class Accelerator(wiring.Component):
                 shape=row_shape(c, Memory[name.upper()]), depth=spec.depth,
                 style="distributed" if name in _DISTRIBUTED else "block", input_stage=True)
             m.submodules[f"{name}_memory"] = memory
-            clients = [(getattr(host, name), host_owns)]
+            clients = [(getattr(host, name), host_owns, True)]
             if name == "program":
-                clients.append((seq.program, seq.owns))
+                clients.append((seq.program, seq.owns, False))
             for k, (ename, executor) in enumerate(self._executors.items()):
                 if name in executor.signature.members:
-                    clients.append((getattr(executor, name), seq.active[k]))
+                    clients.append((getattr(executor, name), seq.active[k],
+                                    name in executor.WRITES))
             _arbitrate(m, name, memory, clients)
         return m
 
@@ -169,16 +172,24 @@ def _own_reset(m, name, reset, platform):
 
 
 def _arbitrate(m, name, memory, clients):
-    """Drive ``memory`` (its input stage registers) with the OR of its clients' ports, each
-    gated by its ownership flag (at most one client owns a memory at a time); every client sees
-    the read data."""
-    for field in ("r_addr", "r_en", "w_addr", "w_en", "w_data"):
+    """Drive ``memory`` (its input stage registers) from its clients' ports, ``clients`` being
+    ``(port, owns, writes)``: each read field is the OR of every client's, gated by its
+    ownership flag (at most one client owns a memory at a time), each write field the same over
+    the clients that write it, except that a sole writer's address and data pass ungated (its
+    ``w_en`` is still gated). Every client sees the read data."""
+    writers = [(port, owns) for port, owns, writes in clients if writes]
+    readers = [(port, owns) for port, owns, _ in clients]
+    for field, group in (("r_addr", readers), ("r_en", readers), ("w_addr", writers),
+                         ("w_en", writers), ("w_data", writers)):
         target = Value.cast(getattr(memory, field))
+        if len(group) == 1 and field != "w_en":
+            m.d.comb += target.eq(Value.cast(getattr(group[0][0], field)))
+            continue
         gated = []
-        for k, (port, owns) in enumerate(clients):
+        for k, (port, owns) in enumerate(group):
             term = Signal(len(target), name=f"{name}_{field}_{k}")
             m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
             gated.append(term)
         m.d.comb += target.eq(reduce(operator.or_, gated))
-    for port, _ in clients:
+    for port, _ in readers:
         m.d.comb += port.r_data.eq(memory.r_data)
