@@ -17,7 +17,9 @@ ports are ORed (an idle client may drive anything) and the OR passes the memory'
 (:data:`~.ports.INPUT_STAGES`; on ECP5 one copy of its address and enable registers per few
 block RAMs). Write ports count only for the clients that write the memory (an executor's
 ``WRITES``); the host, sole writer of ``program``, ``weights``, ``biases`` and
-``thresholds``, drives their write address and data ungated.
+``thresholds``, drives their write address and data ungated. The ownership flags that gate
+are registered beside each memory, one kept copy per :data:`GATE_SPAN` bits of a port
+field, from the sequencer's next values of ``owns`` and ``active``.
 
 The sequencer and each executor run in a clock domain of their own (``sync``'s clock), reset
 by a register of their own: one cycle after the host's RESET or ``sync``'s reset. So each
@@ -28,9 +30,11 @@ a start makes it count), so the five reset nets reach about a tenth of the flip-
 """
 
 import operator
+from dataclasses import dataclass
 from functools import reduce
 
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, Mux, Signal, Value
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux, Signal,
+                          Value)
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,6 +61,8 @@ PARTS = ("host", "sequencer", *EXECUTORS)
 
 # Memories kept in LUT RAM (small); the rest are block RAM.
 _DISTRIBUTED = ("scores",)
+#: Bits of a memory's port field gated by one copy of a client's ownership flag.
+GATE_SPAN = 64
 
 _MEMORY_NAMES = tuple(m.name.lower() for m in Memory)
 
@@ -114,22 +120,22 @@ class Accelerator(wiring.Component):
             m.d.comb += [executor.desc.eq(seq.desc), executor.start.eq(seq.run[k]),
                          seq.executor_busy[k].eq(executor.busy)]
 
-        # Memories and their clients: (port, owns the memory now).
-        host_owns = ~seq.owns
+        # Memories and their clients: (port, next value of "owns the memory", writes it).
+        host_owns = ~seq.owns_next
         for name in _MEMORY_NAMES:
             spec = memory_map(c)[name]
             memory = RegisteredReadMemory(
                 shape=row_shape(c, Memory[name.upper()]), depth=spec.depth,
                 style="distributed" if name in _DISTRIBUTED else "block", input_stage=True)
             m.submodules[f"{name}_memory"] = memory
-            clients = [(getattr(host, name), host_owns, True)]
+            clients = [_Client(getattr(host, name), host_owns, True, init=1)]
             if name == "program":
-                clients.append((seq.program, seq.owns, False))
+                clients.append(_Client(seq.program, seq.owns_next, False))
             for k, (ename, executor) in enumerate(self._executors.items()):
                 if name in executor.signature.members:
-                    clients.append((getattr(executor, name), seq.active[k],
-                                    name in executor.WRITES))
-            _arbitrate(m, name, memory, clients)
+                    clients.append(_Client(getattr(executor, name), seq.active_next[k],
+                                           name in executor.WRITES))
+            _arbitrate(m, name, memory, clients, platform)
         return m
 
 
@@ -171,25 +177,42 @@ def _own_reset(m, name, reset, platform):
     return DomainRenamer({"sync": domain.name})
 
 
-def _arbitrate(m, name, memory, clients):
-    """Drive ``memory`` (its input stage registers) from its clients' ports, ``clients`` being
-    ``(port, owns, writes)``: each read field is the OR of every client's, gated by its
-    ownership flag (at most one client owns a memory at a time), each write field the same over
-    the clients that write it, except that a sole writer's address and data pass ungated (its
-    ``w_en`` is still gated). Every client sees the read data."""
-    writers = [(port, owns) for port, owns, writes in clients if writes]
-    readers = [(port, owns) for port, owns, _ in clients]
-    for field, group in (("r_addr", readers), ("r_en", readers), ("w_addr", writers),
+@dataclass(frozen=True)
+class _Client:
+    """A client of a memory: its ``port``, the next value of its ownership flag
+    (``owns_next``, the flag's value ``init`` before the first edge), whether it ``writes``."""
+    port: object
+    owns_next: object
+    writes: bool
+    init: int = 0
+
+
+def _arbitrate(m, name, memory, clients, platform):
+    """Drive ``memory`` (its input stage registers) from ``clients`` (:class:`_Client`): each
+    read field is the OR of every client's, gated by its ownership flag (at most one client
+    owns a memory at a time), each write field the same over the clients that write it, except
+    that a sole writer's address and data pass ungated (its ``w_en`` is still gated). The flags
+    are registered here from their next values, in kept copies, one per :data:`GATE_SPAN`
+    bits of a field, so no flag crosses the die to every gate. Every client sees the read
+    data."""
+    writers = [client for client in clients if client.writes]
+    for field, group in (("r_addr", clients), ("r_en", clients), ("w_addr", writers),
                          ("w_en", writers), ("w_data", writers)):
         target = Value.cast(getattr(memory, field))
         if len(group) == 1 and field != "w_en":
-            m.d.comb += target.eq(Value.cast(getattr(group[0][0], field)))
+            m.d.comb += target.eq(Value.cast(getattr(group[0].port, field)))
             continue
+        spans = range(0, len(target), GATE_SPAN)
         gated = []
-        for k, (port, owns) in enumerate(group):
+        for k, client in enumerate(group):
+            owns = kept_register(m, client.owns_next.replicate(len(spans)),
+                                 name=f"{name}_{field}_owns{k}", platform=platform,
+                                 init=-client.init & ((1 << len(spans)) - 1))
+            value = Value.cast(getattr(client.port, field))
             term = Signal(len(target), name=f"{name}_{field}_{k}")
-            m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
+            m.d.comb += term.eq(Cat(Mux(owns[n], value[lo:lo + GATE_SPAN], 0)
+                                    for n, lo in enumerate(spans)))
             gated.append(term)
         m.d.comb += target.eq(reduce(operator.or_, gated))
-    for port, _ in readers:
-        m.d.comb += port.r_data.eq(memory.r_data)
+    for client in clients:
+        m.d.comb += client.port.r_data.eq(memory.r_data)
