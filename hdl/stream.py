@@ -25,8 +25,7 @@ class StreamBuffer(wiring.Component):
 
     Takes a beat whenever its register is empty or being emptied (``i.ready = ~o.valid |
     o.ready``, combinational), so it runs at full throughput with one cycle of latency; it cuts
-    the path from ``i`` to ``o``, not the ready path back. Only ``o.valid`` is reset: the
-    payload register is not (it counts only with ``o.valid``).
+    the path from ``i`` to ``o``, not the ready path back.
 
     Parameters
     ----------
@@ -47,10 +46,9 @@ class StreamBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        payload = Signal(self._shape, reset_less=True)
-        m.d.comb += [self.i.ready.eq(~self.o.valid | self.o.ready), self.o.payload.eq(payload)]
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
         with m.If(self.i.ready):
-            m.d.sync += [self.o.valid.eq(self.i.valid), payload.eq(self.i.payload)]
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
         return m
 
 

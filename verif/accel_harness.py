@@ -45,14 +45,11 @@ class ReadableMemory(Elaboratable):
     """A memory with the timing of the accelerator's (input register, read register, output
     register) whose rows the simulation can read back (``storage.data``); ``port`` (a
     :func:`~.ports.memory_port` interface of the design under test) is set before
-    elaboration, and ``writable`` (default ``True``): whether the port's writes reach the rows
-    (the accelerator takes only the write ports of the memories in an executor's ``WRITES``).
-    """
+    elaboration."""
 
     def __init__(self, shape, depth, init=()):
         self.storage = LibMemory(shape=shape, depth=depth, init=list(init))
         self.port = None
-        self.writable = True
 
     def elaborate(self, platform):
         m = Module()
@@ -64,7 +61,7 @@ class ReadableMemory(Elaboratable):
         m.d.sync += out.eq(read.data)
         # the accelerator's input stage (ports.INPUT_STAGES): every port input registered
         m.d.sync += [read.addr.eq(p.r_addr), read.en.eq(p.r_en), write.addr.eq(p.w_addr),
-                     write.data.eq(p.w_data), write.en.eq(p.w_en & self.writable)]
+                     write.data.eq(p.w_data), write.en.eq(p.w_en)]
         m.d.comb += p.r_data.eq(out)
         return m
 
@@ -81,7 +78,6 @@ class _Bench(Elaboratable):
         m.submodules.executor = self.executor
         for name, memory in self.memories.items():
             memory.port = getattr(self.executor, name)
-            memory.writable = name in self.executor.WRITES
             m.submodules[name] = memory
         return m
 

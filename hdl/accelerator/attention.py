@@ -1,8 +1,6 @@
 """The attention executor: runs an :attr:`~spikeforge.contract.program.Op.ATTENTION`
 descriptor, memory to memory, a spike word or a K/Q spike event per cycle."""
 
-from functools import partial
-
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -12,7 +10,6 @@ from spikeforge.contract.sizes import ceil_div
 
 from ..bits import count_bits, count_to_three, lowest_set_blocked, one_hot_index
 from ..memory import RegisteredReadMemory
-from ..replica import kept_register
 from .ports import READ_LATENCY, address_bits, executor_signature
 
 __all__ = ["AttentionExecutor", "MEMORIES", "DEFAULT_ATTENTION_CHANNELS", "TOKEN_SLOTS"]
@@ -24,8 +21,6 @@ DEFAULT_ATTENTION_CHANNELS = 64
 #: Tokens the reader may fetch ahead of the consumer (read to pop takes 5 cycles: one token
 #: per cycle needs 5).
 TOKEN_SLOTS = 6
-#: Accumulators cleared by one copy of the start register (8 × 17 flip-flops on ULX3S).
-ACC_CLEAR_SPAN = 8
 
 
 def _field(name):
@@ -157,8 +152,6 @@ class AttentionExecutor(wiring.Component):
         self._channels = attention_channels
         super().__init__(executor_signature(config, MEMORIES))
 
-    #: The memories it writes (:mod:`.ports`).
-    WRITES = ("spikes", "membranes")
     config = property(lambda self: self._config)
     attention_channels = property(lambda self: self._channels)
     #: The largest ``in_channels`` it runs (the sequencer's capacity check reads it).
@@ -194,19 +187,18 @@ class AttentionExecutor(wiring.Component):
         start = self.start & ~self.busy
 
         # -- per-descriptor constants, registered at start -------------------------------------
-        loaded = partial(Signal, reset_less=True)       # (loaded at every start: not reset)
-        product = loaded()
-        n_m1 = loaded(_field("in_tokens"))
-        t_m1 = loaded(_field("steps"))
-        w_m1 = loaded(_field("in_plane_words"))
-        wo_m1 = loaded(_field("out_plane_words"))
-        g_m1 = loaded(_field("lane_groups"))
-        dh_m1 = loaded(_field("head_channels"))
-        channels = loaded(_field("in_channels"))
-        a_token, dst_token = loaded(saddr), loaded(saddr)
-        a_step, b_step, c_step, dst_step = (loaded(saddr, name=f"{x}_step") for x in "abcd")
-        chmask = loaded(VW)                             # bit c: c < C
-        fire_mask = loaded(sbits)                       # bit b: b >= shift
+        product = Signal()
+        n_m1 = Signal(_field("in_tokens"))
+        t_m1 = Signal(_field("steps"))
+        w_m1 = Signal(_field("in_plane_words"))
+        wo_m1 = Signal(_field("out_plane_words"))
+        g_m1 = Signal(_field("lane_groups"))
+        dh_m1 = Signal(_field("head_channels"))
+        channels = Signal(_field("in_channels"))
+        a_token, dst_token = Signal(saddr), Signal(saddr)
+        a_step, b_step, c_step, dst_step = (Signal(saddr, name=f"{x}_step") for x in "abcd")
+        chmask = Signal(VW)                             # bit c: c < C
+        fire_mask = Signal(sbits)                       # bit b: b >= shift
         with m.If(start):
             sync += [
                 product.eq(d.variant != Variant.V1),
@@ -225,9 +217,9 @@ class AttentionExecutor(wiring.Component):
         r_w = Signal(_field("in_plane_words"))
         r_n = Signal(_field("in_tokens"))
         r_t = Signal(_field("steps"))
-        base_k, base_v, base_q = loaded(saddr), loaded(saddr), loaded(saddr)
-        tok_k, tok_v, tok_q = loaded(saddr), loaded(saddr), loaded(saddr)
-        cur = loaded(saddr)
+        base_k, base_v, base_q = Signal(saddr), Signal(saddr), Signal(saddr)
+        tok_k, tok_v, tok_q = Signal(saddr), Signal(saddr), Signal(saddr)
+        cur = Signal(saddr)
         reserved = Signal(range(TOKEN_SLOTS + 1))       # tokens started, not yet popped
         first_word = (r_w == 0) & ~r_part
         issue = r_active & (~first_word | (reserved != TOKEN_SLOTS))
@@ -442,15 +434,7 @@ class AttentionExecutor(wiring.Component):
         s_drained = ~shave & ~s1_valid & ~s2_valid & ~s3_valid & ~s4_add
         with m.If(start):
             sync += [s1_valid.eq(0), s2_valid.eq(0), s3_valid.eq(0), s4_wr.eq(0),
-                     s4_add.eq(0), written.eq(0)]
-        # The accumulators are cleared in the cycle after start (S4 adds two cycles after it
-        # at the earliest), from kept copies of a start register, one per ACC_CLEAR_SPAN
-        # accumulators: no net from the start decode reaches all C * ab flip-flops.
-        copies = ceil_div(C, ACC_CLEAR_SPAN)
-        clear = kept_register(m, start.replicate(copies), name="acc_clear", platform=platform)
-        for c in range(C):
-            with m.If(clear[c // ACC_CLEAR_SPAN]):
-                sync += acc[c].eq(0)
+                     s4_add.eq(0), written.eq(0), acc.eq(0)]
 
         # -- attention LIF: the hold register drained one lane group (membrane row) per cycle ---
         lg = Signal(_field("lane_groups"))

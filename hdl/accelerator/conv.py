@@ -2,7 +2,6 @@
 ``spikes`` memory to the ``values`` memory, every shape a runtime field of the descriptor."""
 
 from dataclasses import dataclass
-from functools import partial
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -37,10 +36,9 @@ class _Product:
     ``ceil(bits of y / 2)`` steps, ``value`` holds the product modulo ``2**width``."""
 
     def __init__(self, width, y_bits, name):
-        # (loaded by every set-up before it is read: not reset)
-        self.value = Signal(width, name=f"{name}", reset_less=True)
-        self._x = Signal(width, name=f"{name}_x", reset_less=True)
-        self._y = Signal(y_bits + (y_bits & 1), name=f"{name}_y", reset_less=True)
+        self.value = Signal(width, name=f"{name}")
+        self._x = Signal(width, name=f"{name}_x")
+        self._y = Signal(y_bits + (y_bits & 1), name=f"{name}_y")
 
     def load(self, x, y):
         return [self.value.eq(0), self._x.eq(x), self._y.eq(y)]
@@ -136,8 +134,6 @@ class ConvExecutor(wiring.Component):
     """
 
     MEMORIES = ("spikes", "weights", "biases", "values")
-    #: The memories it writes (:mod:`.ports`).
-    WRITES = ("values",)
 
     def __init__(self, config):
         self._config = config
@@ -207,31 +203,30 @@ class ConvExecutor(wiring.Component):
         with m.If(s.go):
             m.d.sync += s.running.eq(1)
 
-        # Plain derived values (registered once, during setup, so never reset).
-        loaded = partial(Signal, reset_less=True)
-        s.dw = loaded()
-        s.gb = loaded(4)
-        s.last_step = loaded(5)             # output steps - 1
-        s.last_g = loaded(8)
-        s.last_b = loaded(5)
-        s.last_w = loaded(6)
-        s.last_ox = loaded(7)
-        s.last_oy = loaded(7)
-        s.last_n = loaded(14)
-        s.w_single = loaded()               # one word per plane (or depthwise)
-        s.b_single = loaded()               # one plane
-        s.g_single = loaded()               # one lane group
-        s.replay = loaded()                 # scan each window once, replay it per lane group
-        s.scan_single = loaded()            # the scanner's group loop has one pass
-        s.wlast_in = loaded(7)              # in_width - 1
-        s.hlast_in = loaded(7)
-        s.dstep = loaded(sa)                # spike word step inside a tap: 1, depthwise ipw
-        s.wc = loaded(wa)                   # weight offset of one tap: C_in << gb (dw 1 << gb)
-        s.wbw = loaded(wa)                  # weight offset of one word: word_bits << gb
-        s.tail = loaded(word_bits)          # channel mask of a plane's last word
-        s.lane_tail = loaded(lanes)         # lane mask of the last lane group
-        s.top = loaded(self.sum_bits)       # bits out_bits - 1 .. of a sum
-        s.hi = loaded(signed(c.value_bits))
+        # Plain derived values (registered once, during setup).
+        s.dw = Signal()
+        s.gb = Signal(4)
+        s.last_step = Signal(5)             # output steps - 1
+        s.last_g = Signal(8)
+        s.last_b = Signal(5)
+        s.last_w = Signal(6)
+        s.last_ox = Signal(7)
+        s.last_oy = Signal(7)
+        s.last_n = Signal(14)
+        s.w_single = Signal()               # one word per plane (or depthwise)
+        s.b_single = Signal()               # one plane
+        s.g_single = Signal()               # one lane group
+        s.replay = Signal()                 # scan each window once, replay it per lane group
+        s.scan_single = Signal()            # the scanner's group loop has one pass
+        s.wlast_in = Signal(7)              # in_width - 1
+        s.hlast_in = Signal(7)
+        s.dstep = Signal(sa)                # spike word step inside a tap: 1, depthwise ipw
+        s.wc = Signal(wa)                   # weight offset of one tap: C_in << gb (dw 1 << gb)
+        s.wbw = Signal(wa)                  # weight offset of one word: word_bits << gb
+        s.tail = Signal(word_bits)          # channel mask of a plane's last word
+        s.lane_tail = Signal(lanes)         # lane mask of the last lane group
+        s.top = Signal(self.sum_bits)       # bits out_bits - 1 .. of a sum
+        s.hi = Signal(signed(c.value_bits))
         tail = d.in_channels[:(word_bits - 1).bit_length()]
         lane_tail = d.out_channels[:(lanes - 1).bit_length()]
         top = Cat(*[d.out_bits <= i + 1 for i in range(self.sum_bits)])
@@ -326,17 +321,17 @@ class ConvExecutor(wiring.Component):
         step_ptr = Signal(sa)               # a_base + t * a_step
         # Stage 1: clamped to the input.
         v1 = Signal()
-        col_off = Signal(sa, reset_less=True)
-        wcol_off = Signal(wa, reset_less=True)
-        row_ptr = Signal(sa, reset_less=True)
-        wrow_ptr = Signal(wa, reset_less=True)
-        ix_lo, ix_hi, iy_lo, iy_hi = (Signal(coord, name=n, reset_less=True)
+        col_off = Signal(sa)
+        wcol_off = Signal(wa)
+        row_ptr = Signal(sa)
+        wrow_ptr = Signal(wa)
+        ix_lo, ix_hi, iy_lo, iy_hi = (Signal(coord, name=n)
                                       for n in ("ix_lo", "ix_hi", "iy_lo", "iy_hi"))
         # Stage 2: the window (columns and rows in bounds - 1; void: none).
         window = data.StructLayout({"first_sp": unsigned(sa), "first_w": unsigned(wa),
                                     "ncols": 4, "nrows": 4, "void": 1})
         v2 = Signal()
-        w2 = Signal(window, reset_less=True)
+        w2 = Signal(window)
         m.submodules.windows = windows = Queue(shape=window, depth=4)
 
         neg_p = -d.padding
@@ -452,7 +447,7 @@ class ConvExecutor(wiring.Component):
                                   "void": 1})
         flight = READ_LATENCY + 3
         v = [Signal(name=f"v{i}") for i in range(1, flight + 1)]
-        mt = [Signal(meta, name=f"m{i}", reset_less=True) for i in range(1, flight + 1)]
+        mt = [Signal(meta, name=f"m{i}") for i in range(1, flight + 1)]
         # room: the ring's entries and the reads in flight (each may become an entry and close
         # a record), from registers one cycle old, leave space for the reads issued while
         # room is that old (two) and the next one.
@@ -535,9 +530,9 @@ class ConvExecutor(wiring.Component):
 
         # The word arrives READ_LATENCY cycles after its read: registered as it is, masked
         # (channels past in_channels; depthwise: the group's slice), its nonzero flag.
-        r3 = Signal(word_bits, reset_less=True)
-        r4 = Signal(word_bits, reset_less=True)
-        r5 = Signal(word_bits, reset_less=True)
+        r3 = Signal(word_bits)
+        r4 = Signal(word_bits)
+        r5 = Signal(word_bits)
         nz5 = Signal()
         m.d.sync += r3.eq(self.spikes.r_data)
         m3 = mt[READ_LATENCY]
@@ -605,7 +600,7 @@ class ConvExecutor(wiring.Component):
         r_g = Signal(8)
         # output stage: the ring's entry (LUT RAM read at rd, registered) and its context
         read = ring.memory.read_port(domain="comb")
-        stored = Signal(self._stored, reset_less=True)
+        stored = Signal(self._stored)
         ov, o_empty, o_glast = Signal(), Signal(), Signal()
         o_g = Signal(8)
         out = Signal(self._entry)
@@ -669,17 +664,16 @@ class ConvExecutor(wiring.Component):
         sum_shape = signed(self.sum_bits)
         out = enc.o.payload
         tag = self._tag(out.tag)
-        ctl = data.StructLayout({"null": 1, "first": 1, "glast": 1,
+        ctl = data.StructLayout({"valid": 1, "null": 1, "first": 1, "glast": 1,
                                  "plane": unsigned(self._plane_bits), "mask": unsigned(lanes)})
 
         # E1: the encoder's event registered; first = the previous event closed a group.
-        # (Each stage's valid bit is reset, its payload not.)
-        e1, e1_v = Signal(ctl, reset_less=True), Signal()
-        e1_idx = Signal(range(self._word_bits), reset_less=True)
-        e1_wptr = Signal(wa, reset_less=True)
-        e1_g = Signal(8, reset_less=True)
+        e1 = Signal(ctl)
+        e1_idx = Signal(range(self._word_bits))
+        e1_wptr = Signal(wa)
+        e1_g = Signal(8)
         fresh = Signal()
-        m.d.sync += [e1_v.eq(enc.o.valid), e1.null.eq(~out.valid[0]),
+        m.d.sync += [e1.valid.eq(enc.o.valid), e1.null.eq(~out.valid[0]),
                      e1.first.eq(fresh), e1.glast.eq(tag.glast & out.last),
                      e1.plane.eq(tag.plane), e1.mask.eq(Mux(s.dw, tag.mask, -1)),
                      e1_idx.eq(out.addr[0]), e1_wptr.eq(tag.wptr), e1_g.eq(tag.g)]
@@ -688,20 +682,19 @@ class ConvExecutor(wiring.Component):
         with m.If(s.go):
             m.d.sync += fresh.eq(1)
         # E2: the bit's row offset, bit << group_bits, and the group's row, wptr + g.
-        e2, e2_v = Signal(ctl, reset_less=True), Signal()
-        e2_sh = Signal(wa, reset_less=True)
-        e2_wptr = Signal(wa, reset_less=True)
-        m.d.sync += [e2_v.eq(e1_v), e2.eq(e1), e2_sh.eq(e1_idx << s.gb),
-                     e2_wptr.eq(e1_wptr + e1_g)]
+        e2 = Signal(ctl)
+        e2_sh = Signal(wa)
+        e2_wptr = Signal(wa)
+        m.d.sync += [e2.eq(e1), e2_sh.eq(e1_idx << s.gb), e2_wptr.eq(e1_wptr + e1_g)]
         # E3: the weight address; the reads are issued from its registers.
-        e3, e3_v = Signal(ctl, reset_less=True), Signal()
-        e3_addr = Signal(wa, reset_less=True)
-        m.d.sync += [e3_v.eq(e2_v), e3.eq(e2), e3_addr.eq(e2_wptr + e2_sh)]
+        e3 = Signal(ctl)
+        e3_addr = Signal(wa)
+        m.d.sync += [e3.eq(e2), e3_addr.eq(e2_wptr + e2_sh)]
         bias_ptr = Signal(self._ba)
         bias_g = Signal(8)                  # lane groups left in the token
         f_bg = Signal()
         bias_start = [bias_g.eq(s.last_g), f_bg.eq(s.g_single), bias_ptr.eq(d.bias_base)]
-        with m.If(e3_v & e3.glast):
+        with m.If(e3.valid & e3.glast):
             with m.If(f_bg):
                 m.d.sync += bias_start
             with m.Else():
@@ -710,25 +703,24 @@ class ConvExecutor(wiring.Component):
         with m.If(s.go):
             m.d.sync += bias_start
         m.d.comb += [self.weights.r_addr.eq(e3_addr),
-                     self.weights.r_en.eq(e3_v & ~e3.null),
+                     self.weights.r_en.eq(e3.valid & ~e3.null),
                      self.biases.r_addr.eq(bias_ptr),
-                     self.biases.r_en.eq(e3_v & e3.first)]
+                     self.biases.r_en.eq(e3.valid & e3.first)]
         # E4 .. E(3 + READ_LATENCY): the rows arrive; E5 after it: the rows registered as
         # they are (nothing in series with the memory's read path); E6: the addend (masked,
         # shifted by the plane; 0 without an event) registered.
-        stages = [(e3, e3_v)]
+        stages = [e3]
         for k in range(READ_LATENCY + 2):
-            stage = Signal(ctl, name=f"e{4 + k}", reset_less=True), Signal(name=f"e{4 + k}_v")
-            m.d.sync += [stage[0].eq(stages[-1][0]), stage[1].eq(stages[-1][1])]
-            stages.append(stage)
-        (e5, e5_v), (e6, e6_v) = stages[-2], stages[-1]
+            stages.append(Signal(ctl, name=f"e{4 + k}"))
+            m.d.sync += stages[-1].eq(stages[-2])
+        e5, e6 = stages[-2], stages[-1]
         row = Signal.like(self.weights.r_data, reset_less=True)
         bias = Signal.like(self.biases.r_data, reset_less=True)
         m.d.sync += [row.eq(self.weights.r_data), bias.eq(self.biases.r_data)]
         addend = Signal(data.ArrayLayout(signed(c.weight_bits + (1 << self._plane_bits) - 1),
                                          lanes), reset_less=True)
         for j in range(lanes):
-            m.d.sync += addend[j].eq(Mux(e5_v & e5.mask[j] & ~e5.null,
+            m.d.sync += addend[j].eq(Mux(e5.valid & e5.mask[j] & ~e5.null,
                                          row[j] << e5.plane, 0))
         # The lane sums: ``acc`` holds the sum of the group of the event in E6 before it, so
         # ``acc + addend`` (``fin``, registered) is the group's sum after it; ``acc`` takes that
@@ -737,8 +729,8 @@ class ConvExecutor(wiring.Component):
         acc = Signal(data.ArrayLayout(sum_shape, lanes), reset_less=True)
         fin = Signal(data.ArrayLayout(sum_shape, lanes), reset_less=True)
         fin_v = Signal()
-        start = e5_v & e5.first
-        m.d.sync += fin_v.eq(e6_v & e6.glast)
+        start = e5.valid & e5.first
+        m.d.sync += fin_v.eq(e6.valid & e6.glast)
         for j in range(lanes):
             total = Signal(sum_shape, name=f"sum{j}")
             m.d.comb += total.eq(acc[j] + addend[j])

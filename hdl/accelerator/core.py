@@ -15,11 +15,7 @@ sequencer is idle), the sequencer (program reads) and the executors that name it
 signature (only the one running). Each client's port is gated by its ownership, the gated
 ports are ORed (an idle client may drive anything) and the OR passes the memory's input stage
 (:data:`~.ports.INPUT_STAGES`; on ECP5 one copy of its address and enable registers per few
-block RAMs). Write ports count only for the clients that write the memory (an executor's
-``WRITES``); the host, sole writer of ``program``, ``weights``, ``biases`` and
-``thresholds``, drives their write address and data ungated. The ownership flags that gate
-are registered beside each memory, one kept copy per :data:`GATE_SPAN` bits of a port
-field, from the sequencer's next values of ``owns`` and ``active``.
+block RAMs).
 
 The sequencer and each executor run in a clock domain of their own (``sync``'s clock), reset
 by a register of their own: one cycle after the host's RESET or ``sync``'s reset. So each
@@ -30,11 +26,9 @@ a start makes it count), so the five reset nets reach about a tenth of the flip-
 """
 
 import operator
-from dataclasses import dataclass
 from functools import reduce
 
-from amaranth.hdl import (Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux, Signal,
-                          Value)
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,8 +55,6 @@ PARTS = ("host", "sequencer", *EXECUTORS)
 
 # Memories kept in LUT RAM (small); the rest are block RAM.
 _DISTRIBUTED = ("scores",)
-#: Bits of a memory's port field gated by one copy of a client's ownership flag.
-GATE_SPAN = 64
 
 _MEMORY_NAMES = tuple(m.name.lower() for m in Memory)
 
@@ -120,22 +112,21 @@ class Accelerator(wiring.Component):
             m.d.comb += [executor.desc.eq(seq.desc), executor.start.eq(seq.run[k]),
                          seq.executor_busy[k].eq(executor.busy)]
 
-        # Memories and their clients: (port, next value of "owns the memory", writes it).
-        host_owns = ~seq.owns_next
+        # Memories and their clients: (port, owns the memory now).
+        host_owns = ~seq.owns
         for name in _MEMORY_NAMES:
             spec = memory_map(c)[name]
             memory = RegisteredReadMemory(
                 shape=row_shape(c, Memory[name.upper()]), depth=spec.depth,
                 style="distributed" if name in _DISTRIBUTED else "block", input_stage=True)
             m.submodules[f"{name}_memory"] = memory
-            clients = [_Client(getattr(host, name), host_owns, True, init=1)]
+            clients = [(getattr(host, name), host_owns)]
             if name == "program":
-                clients.append(_Client(seq.program, seq.owns_next, False))
+                clients.append((seq.program, seq.owns))
             for k, (ename, executor) in enumerate(self._executors.items()):
                 if name in executor.signature.members:
-                    clients.append(_Client(getattr(executor, name), seq.active_next[k],
-                                           name in executor.WRITES))
-            _arbitrate(m, name, memory, clients, platform)
+                    clients.append((getattr(executor, name), seq.active[k]))
+            _arbitrate(m, name, memory, clients)
         return m
 
 
@@ -177,42 +168,17 @@ def _own_reset(m, name, reset, platform):
     return DomainRenamer({"sync": domain.name})
 
 
-@dataclass(frozen=True)
-class _Client:
-    """A client of a memory: its ``port``, the next value of its ownership flag
-    (``owns_next``, the flag's value ``init`` before the first edge), whether it ``writes``."""
-    port: object
-    owns_next: object
-    writes: bool
-    init: int = 0
-
-
-def _arbitrate(m, name, memory, clients, platform):
-    """Drive ``memory`` (its input stage registers) from ``clients`` (:class:`_Client`): each
-    read field is the OR of every client's, gated by its ownership flag (at most one client
-    owns a memory at a time), each write field the same over the clients that write it, except
-    that a sole writer's address and data pass ungated (its ``w_en`` is still gated). The flags
-    are registered here from their next values, in kept copies, one per :data:`GATE_SPAN`
-    bits of a field, so no flag crosses the die to every gate. Every client sees the read
-    data."""
-    writers = [client for client in clients if client.writes]
-    for field, group in (("r_addr", clients), ("r_en", clients), ("w_addr", writers),
-                         ("w_en", writers), ("w_data", writers)):
+def _arbitrate(m, name, memory, clients):
+    """Drive ``memory`` (its input stage registers) with the OR of its clients' ports, each
+    gated by its ownership flag (at most one client owns a memory at a time); every client sees
+    the read data."""
+    for field in ("r_addr", "r_en", "w_addr", "w_en", "w_data"):
         target = Value.cast(getattr(memory, field))
-        if len(group) == 1 and field != "w_en":
-            m.d.comb += target.eq(Value.cast(getattr(group[0].port, field)))
-            continue
-        spans = range(0, len(target), GATE_SPAN)
         gated = []
-        for k, client in enumerate(group):
-            owns = kept_register(m, client.owns_next.replicate(len(spans)),
-                                 name=f"{name}_{field}_owns{k}", platform=platform,
-                                 init=-client.init & ((1 << len(spans)) - 1))
-            value = Value.cast(getattr(client.port, field))
+        for k, (port, owns) in enumerate(clients):
             term = Signal(len(target), name=f"{name}_{field}_{k}")
-            m.d.comb += term.eq(Cat(Mux(owns[n], value[lo:lo + GATE_SPAN], 0)
-                                    for n, lo in enumerate(spans)))
+            m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
             gated.append(term)
         m.d.comb += target.eq(reduce(operator.or_, gated))
-    for client in clients:
-        m.d.comb += client.port.r_data.eq(memory.r_data)
+    for port, _ in clients:
+        m.d.comb += port.r_data.eq(memory.r_data)

@@ -3,8 +3,6 @@
 :attr:`~spikeforge.contract.program.Op.READOUT` descriptors, memory to memory, one memory
 access per cycle."""
 
-from functools import partial
-
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 
@@ -146,8 +144,6 @@ class ElementwiseExecutor(wiring.Component):
         self._config = config
         super().__init__(executor_signature(config, MEMORIES))
 
-    #: The memories it writes (:mod:`.ports`).
-    WRITES = ("spikes", "values", "scores")
     config = property(lambda self: self._config)
     #: Cycles from an output's last read to its (first) write.
     write_delay = WRITE_DELAY
@@ -225,23 +221,21 @@ class ElementwiseExecutor(wiring.Component):
                 f_membrane.eq(d.mode == AddMode.MEMBRANE), dst.eq(d.dst_mem),
             ]
 
-        # The set-up registers (loaded in s2 of every start, so never reset).
-        loaded = partial(Signal, reset_less=True)
-        signed_sat = loaded()
-        counts = [loaded(cnt, name=f"count{i}") for i in range(3)]    # read loop counts
-        zero = loaded(5)                                  # a count (or planes_a, planes_b) is 0
-        wcounts = [loaded(cnt, name=f"wcount{i}") for i in range(4)]  # write loop counts
-        sa = [loaded(abits, name=f"sa{i}") for i in range(3)]    # a's strides
-        sbs = [loaded(abits, name=f"sb{i}") for i in range(3)]   # b's strides
-        wst = [loaded(abits, name=f"wst{i}") for i in range(4)]  # write strides
-        rem_a = loaded(planes_max)                                # a's planes, thermometer
-        rem_b = loaded(planes_max)                                # b's
-        pw = loaded(abits)                                        # plane stride
-        jw = loaded(FIELD_BITS["out_bits"])                       # writes per output
-        jw_many = loaded()                                        # jw > 1
-        jw_any = loaded()                                         # jw > 0
-        jw_two = loaded()                                         # jw == 2
-        mask_c = loaded(range(max(lanes, word_bits)))            # channels mod lanes/word
+        signed_sat = Signal()
+        counts = [Signal(cnt, name=f"count{i}") for i in range(3)]    # read loop counts
+        zero = Signal(5)                                  # a count (or planes_a, planes_b) is 0
+        wcounts = [Signal(cnt, name=f"wcount{i}") for i in range(4)]  # write loop counts
+        sa = [Signal(abits, name=f"sa{i}") for i in range(3)]    # a's strides
+        sbs = [Signal(abits, name=f"sb{i}") for i in range(3)]   # b's strides
+        wst = [Signal(abits, name=f"wst{i}") for i in range(4)]  # write strides
+        rem_a = Signal(planes_max)                                # a's planes, thermometer
+        rem_b = Signal(planes_max)                                # b's
+        pw = Signal(abits)                                        # plane stride
+        jw = Signal(FIELD_BITS["out_bits"])                       # writes per output
+        jw_many = Signal()                                        # jw > 1
+        jw_any = Signal()                                         # jw > 0
+        jw_two = Signal()                                         # jw == 2
+        mask_c = Signal(range(max(lanes, word_bits)))            # channels mod lanes/word
         sgn = Mux(f_add, f_membrane, ~spikes)                     # signed_sat, in s2
         steps, steps_z = Mux(f_once, 1, d.in_steps), ~f_once & z["in_steps"]
         inner = Mux(spikes, d.in_plane_words, d.lane_groups)
@@ -290,8 +284,8 @@ class ElementwiseExecutor(wiring.Component):
         # Loop counters count down the iterations left after the current one, minus 1: the
         # sign is "the last iteration", no comparator. nm, mm: their reload values, count - 2.
         ctr = signed(_COUNT_BITS + 1)
-        nm = [loaded(ctr, name=f"nm{i}") for i in range(3)]
-        mm = [loaded(ctr, name=f"mm{i}") for i in range(4)]
+        nm = [Signal(ctr, name=f"nm{i}") for i in range(3)]
+        mm = [Signal(ctr, name=f"mm{i}") for i in range(4)]
         with m.If(s3):
             m.d.sync += [nm[i].eq(counts[i] - 2) for i in range(3)]
             m.d.sync += [mm[i].eq(wcounts[i] - 2) for i in range(4)]
@@ -301,8 +295,8 @@ class ElementwiseExecutor(wiring.Component):
         # (unsigned values: one less). As thermometer codes of k = min(out_bits - signed,
         # cap - signed) (at least 0): hi = below(out_bits - signed) & below(cap - signed).
         wl = max(sb, ws) + 1
-        hi = loaded(signed(wl))
-        lo = loaded(signed(wl))
+        hi = Signal(signed(wl))
+        lo = Signal(signed(wl))
         ones = lambda n: (1 << n) - 1                             # noqa: E731
         below_ob = _below(d.out_bits, wl + 1)
         below_ob = Mux(sgn, below_ob[1:], below_ob[:wl])
@@ -312,10 +306,10 @@ class ElementwiseExecutor(wiring.Component):
             m.d.sync += [hi.eq(below_ob & below_cap), lo.eq(Mux(sgn, ~(below_ob & below_cap), 0))]
         # Valid lanes / bits of the last lane group / word column (0: all), registered twice
         # (static; the second register for the far end).
-        lane_mask = loaded(lanes)
-        bit_mask = loaded(word_bits)
+        lane_mask = Signal(lanes)
+        bit_mask = Signal(word_bits)
         for mask, n in ((lane_mask, lanes), (bit_mask, word_bits)):
-            last, near = mask_c[:(n - 1).bit_length()], loaded(n)
+            last, near = mask_c[:(n - 1).bit_length()], Signal(n)
             m.d.sync += [near.eq(Mux(last == 0, ones(n), _below(last, n))), mask.eq(near)]
 
         # -- issue: the loop nest, one read per cycle ---------------------------------------
@@ -415,12 +409,11 @@ class ElementwiseExecutor(wiring.Component):
 
         # -- the read's tag, delayed to its data ---------------------------------------------
         def tag(name):
-            held = partial(Signal, reset_less=True)   # counts only with valid
-            return {"valid": Signal(name=f"{name}_valid"), "first": held(name=f"{name}_first"),
-                    "last": held(name=f"{name}_last"), "col": held(name=f"{name}_col"),
-                    "oh": held(planes_max, name=f"{name}_oh"),
-                    "src": held(lanes, name=f"{name}_src"),
-                    "dst": held(lanes, name=f"{name}_dst")}
+            return {"valid": Signal(name=f"{name}_valid"), "first": Signal(name=f"{name}_first"),
+                    "last": Signal(name=f"{name}_last"), "col": Signal(name=f"{name}_col"),
+                    "oh": Signal(planes_max, name=f"{name}_oh"),
+                    "src": Signal(lanes, name=f"{name}_src"),
+                    "dst": Signal(lanes, name=f"{name}_dst")}
         # col: the output is the last lane group / word column (gather: the last score row),
         # its channels past the last are written 0 (at its last read, what the writes' wr_z[2]
         # will be). src, dst: gather's lane read (c % lanes), the lane it goes to (k % lanes).

@@ -111,8 +111,6 @@ class LifExecutor(wiring.Component):
         self._config = config
         super().__init__(executor_signature(config, MEMORIES))
 
-    #: The memories it writes (:mod:`.ports`).
-    WRITES = ("membranes", "spikes")
     config = property(lambda self: self._config)
     #: Cycles from a row's reads to its writes.
     write_delay = WRITE_DELAY

@@ -19,9 +19,7 @@ Executor (one per op family: conv, LIF, element-wise, attention)
     ``busy`` low; ``busy`` is high from the next cycle until the executor's last memory write
     has been issued, then low again (``busy`` low and no write in flight means done). The
     accelerator gates every port of an idle executor, so an executor may leave its port outputs
-    at any value while ``busy`` is low. Its class names the memories it writes in ``WRITES``
-    (a subset of its memories): the accelerator takes no other write port of it, so a memory
-    the host alone writes gets the host's write address and data ungated.
+    at any value while ``busy`` is low.
 """
 
 from amaranth.hdl import signed, unsigned

@@ -20,7 +20,7 @@ Descriptor ``i`` is the 16 program words from ``i << 4``, fetched one per cycle 
 register (``desc``): ``16 + READ_LATENCY`` = 19 cycles per descriptor.
 """
 
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,9 +55,6 @@ class Sequencer(wiring.Component):
     owns : Out(1)
         The sequencer owns the memories (checking or running: any state but idle, a
         register); the host port owns them otherwise.
-    owns_next, active_next : Out
-        The values ``owns`` and ``active`` take at the next clock edge (a reset included),
-        so that copies registered elsewhere equal them in every cycle.
     busy, done, error, layer, cycles : Out
         Status: running; the last run reached its end; the last START's error; the
         descriptor being run; cycles since the last START.
@@ -80,7 +77,7 @@ class Sequencer(wiring.Component):
             "program": Out(memory_port(config, Memory.PROGRAM)),
             "start": In(1), "first": In(16), "stop": In(16),
             "check_done": Out(1), "check_error": Out(4),
-            "owns": Out(1), "owns_next": Out(1), "active_next": Out(executors),
+            "owns": Out(1),
             "busy": Out(1), "done": Out(1), "error": Out(4), "layer": Out(16),
             "cycles": Out(32),
             "cycles_layer": In(16), "cycles_value": Out(32),
@@ -172,15 +169,9 @@ class Sequencer(wiring.Component):
 
         # `owns` is a register, high exactly while the state is not IDLE (set on leaving it,
         # cleared on every return): the memories' gating starts from a flip-flop, not from a
-        # decode of the state. `owns` and `active` are driven from their next values.
-        owns, active = Signal(name="owns_d"), Signal.like(self.active, name="active_d")
-        m.d.comb += [owns.eq(self.owns), active.eq(self.active)]
-        m.d.sync += [self.owns.eq(owns), self.active.eq(active)]
-        m.d.comb += [self.owns_next.eq(Mux(ResetSignal(), 0, owns)),
-                     self.active_next.eq(Mux(ResetSignal(), 0, active))]
-
+        # decode of the state.
         def to_idle():
-            m.d.comb += owns.eq(0)
+            m.d.sync += self.owns.eq(0)
             m.next = "IDLE"
 
         with m.If(self.busy):
@@ -191,7 +182,7 @@ class Sequencer(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [first.eq(self.first), stop.eq(self.stop), self.done.eq(0),
                                  self.error.eq(Error.OK), self.cycles.eq(0)]
-                    m.d.comb += owns.eq(1)
+                    m.d.sync += self.owns.eq(1)
                     begin_fetch(0)
                     m.next = "CHECK"
             with m.State("CHECK"):
@@ -238,11 +229,11 @@ class Sequencer(wiring.Component):
                     m.next = "NEXT"
                 with m.Else():
                     m.d.comb += self.run.eq(executor)
-                    m.d.comb += active.eq(executor)
+                    m.d.sync += self.active.eq(executor)
                     m.next = "WAIT"
             with m.State("WAIT"):
                 with m.If((self.executor_busy & self.active) == 0):
-                    m.d.comb += active.eq(0)
+                    m.d.sync += self.active.eq(0)
                     m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.comb += counters.w_en.eq(1)

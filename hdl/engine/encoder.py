@@ -110,17 +110,16 @@ class SpikeEncoder(wiring.Component):
         # nonzero slices after it and `w1_final` = no slice after it (all registered, so the
         # item selection in W2 starts from flip-flops).
         w1_valid = Signal()
-        # (W1's and W2's data registers count only with their valid flag: not reset.)
-        w1_word = Signal(word_bits, reset_less=True)
-        w1_items = Signal(items, reset_less=True)
-        w1_part = Signal(span, reset_less=True)
-        w1_offset = Signal(range(slices), reset_less=True)
-        w1_slices = Signal(slices, reset_less=True)
+        w1_word = Signal(word_bits)
+        w1_items = Signal(items)
+        w1_part = Signal(span)
+        w1_offset = Signal(range(slices))
+        w1_slices = Signal(slices)
         w1_final = Signal()
-        w1_base = Signal(addr_shape, reset_less=True)
-        w1_plane = Signal(plane_shape, reset_less=True)
+        w1_base = Signal(addr_shape)
+        w1_plane = Signal(plane_shape)
         w1_last = Signal()
-        w1_tag = Signal(tag_shape, reset_less=True)
+        w1_tag = Signal(tag_shape)
 
         # Stage W2: the slice being encoded. `sel`/`hot`/`masks` hold the items of the beat on
         # offer now, `rest` the items still to come after it, `more` = rest.any() and `offer` =
@@ -130,11 +129,11 @@ class SpikeEncoder(wiring.Component):
         hot = Signal(data.ArrayLayout(unsigned(span), count))  # one-hot item of each slot
         rest = Signal(span)
         more = Signal()
-        word = Signal(word_bits, reset_less=True)
-        base = Signal(addr_shape, reset_less=True)
-        plane = Signal(plane_shape, reset_less=True)
+        word = Signal(word_bits)
+        base = Signal(addr_shape)
+        plane = Signal(plane_shape)
         last = Signal()
-        tag = Signal(tag_shape, reset_less=True)
+        tag = Signal(tag_shape)
         masks = Signal(data.ArrayLayout(unsigned(chunk), count)) if chunk > 1 else None
 
         def wire(value, name):
