@@ -251,7 +251,7 @@ def baseline_command(devices, update, as_json):
               help="After the build, load the bitstream with openFPGALoader (ULX3S: into "
                    "SRAM; iCEBreaker: into its flash).")
 @click.option("--seed", type=SEED, default=None,
-              help="nextpnr placement seed [default: the board's: 2 on ulx3s-85f, the seed "
+              help="nextpnr placement seed [default: the board's: 1 on ulx3s-85f, the seed "
                    "measured fastest of those that route; 1 on icebreaker].")
 @json_option
 def board_command(board, clock, baud, plan_only, program, seed, as_json):
