@@ -2,7 +2,8 @@
 ``sim-small`` and of one on ``ulx3s-85f`` (the spikes written equal the accelerator's golden
 model's), descriptors the models do not use (soft reset, saturating membranes, other
 ``tau_log2`` / ``frac_bits``, negative and huge thresholds, one- and two-row steps that hit the
-membrane read-after-write hazard), and the cycle count (one row per cycle)."""
+membrane read-after-write hazard), the cycle count (one row per cycle), and a LIF that writes
+after its ownership ended, which the harness refuses."""
 
 import copy
 import dataclasses
@@ -12,13 +13,14 @@ import types
 import numpy as np
 import pytest
 import torch
+from amaranth.hdl import Signal
 
 from spikeforge.contract.configs import get_config
 from spikeforge.contract.program import DESCRIPTOR_WORDS, Op, Reset
 from spikeforge.golden.accelerator import Accelerator
 from spikeforge.hdl.accelerator.lif import OVERHEAD, ROW_INTERVAL, LifExecutor
 from spikeforge.verif.accel_cases import layer_cases
-from spikeforge.verif.accel_harness import run_case
+from spikeforge.verif.accel_harness import OwnershipError, run_case
 
 SIM = get_config("sim-small")
 ULX3S = get_config("ulx3s-85f")
@@ -253,3 +255,23 @@ def test_cycles_formula():
     assert lif.cycles(4, 64, 2) == 4 * 128 + OVERHEAD
     assert lif.cycles(4, 1, 2) == 3 * ROW_INTERVAL + 2 + OVERHEAD
     assert lif.cycles(0, 64, 2) == 1
+
+
+class _LateWrite(LifExecutor):
+    """Enables its spikes write once more in the cycle after its first with ``busy`` low:
+    a write the accelerator gates off (the executor no longer owns the memories), which the
+    harness's own memory would take."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        was_busy, fell = Signal(), Signal()
+        m.d.sync += [was_busy.eq(self.busy), fell.eq(was_busy & ~self.busy)]
+        with m.If(fell):
+            m.d.comb += self.spikes.w_en.eq(1)
+        return m
+
+
+def test_write_after_ownership_refused():
+    case = min(_cases("spikformer", SIM.name), key=lambda c: _rows(c.desc))
+    with pytest.raises(OwnershipError, match=r"spikes\.w_en 1 cycle\(s\) after busy fell"):
+        run_case(_LateWrite(SIM), case, read=["spikes"])

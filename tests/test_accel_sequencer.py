@@ -1,6 +1,8 @@
 """The accelerator's sequencer in Amaranth's simulator: a compiled program is checked and run
-descriptor by descriptor, each op handed to its executor; every program error is refused before
-anything runs; START ranges and the per-descriptor cycle counters."""
+descriptor by descriptor, each op handed to its executor, which owns the memories (``active``)
+from the cycle after its ``run`` to the first with its ``busy`` low and never outside that;
+every program error is refused before anything runs; START ranges and the per-descriptor cycle
+counters."""
 
 import pytest
 from amaranth.hdl import Elaboratable, Module, Signal
@@ -52,13 +54,21 @@ def _simulate(words, *, first=1, stop=0, reads=()):
         ctx.set(seq.start, 1)
         await ctx.tick()
         ctx.set(seq.start, 0)
+        owner = None                  # the executor that must own the memories this cycle
         for _ in range(200_000):
             if ctx.get(seq.check_done):
                 out["check"] = Error(ctx.get(seq.check_error))
+            # the window of ports.py (the executors' side: verif/accel_harness.py): from the
+            # cycle after `run` to the first with `busy` low, and never outside it
+            want = 0 if owner is None else 1 << owner
+            assert ctx.get(seq.active) == want, \
+                f"layer {ctx.get(seq.layer)}: active {ctx.get(seq.active):04b}, not {want:04b}"
+            if owner is not None and not ctx.get(seq.executor_busy[owner]):
+                owner = None
             for k, name in enumerate(EXECUTOR_OPS):
                 if ctx.get(seq.run[k]):
                     out["runs"].append((ctx.get(seq.layer), name, Op(ctx.get(seq.desc.op))))
-                    assert ctx.get(seq.active) == 0
+                    owner = k
             await ctx.tick()
             if "check" in out and not ctx.get(seq.busy) and not ctx.get(seq.owns):
                 break

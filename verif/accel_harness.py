@@ -3,7 +3,11 @@ simulator: the memories it names in its signature are built with the case's cont
 accelerator's input register, then the read timing of
 :class:`spikeforge.hdl.memory.RegisteredReadMemory`: read latency 3 in all, as
 :data:`~spikeforge.hdl.accelerator.ports.READ_LATENCY`), the descriptor is set,
-``start`` pulsed, and the memories are read back once ``busy`` falls.
+``start`` pulsed, and the memories are read back once ``busy`` falls. Every cycle it also
+checks the executor's side of the ownership contract: a read or write enable high outside the
+cycles the accelerator lets the executor own its memories (from the cycle after ``start`` to the
+first with ``busy`` low, :class:`~spikeforge.hdl.accelerator.sequencer.Sequencer`'s
+``active``) would be gated off there, so it fails the run (:class:`OwnershipError`).
 
 For the executors' own tests; the whole design is checked through its host port by
 ``verif/tb_accelerator.py`` on Icarus and Verilator.
@@ -17,7 +21,15 @@ from amaranth.sim import Simulator
 from spikeforge.contract.program import Memory, memory_map
 from spikeforge.hdl.accelerator.ports import descriptor_layout, row_shape
 
-__all__ = ["run_case", "memory_names", "initial_rows", "ReadableMemory"]
+__all__ = ["run_case", "memory_names", "initial_rows", "ReadableMemory", "OwnershipError"]
+
+#: Cycles after the first with ``busy`` low in which the enables must stay low (longer than
+#: any executor's write pipeline: a write that trails ``busy`` shows within them).
+AFTER_BUSY = 32
+
+
+class OwnershipError(AssertionError):
+    """An executor drove a memory enable in a cycle it does not own the memories."""
 
 
 def memory_names(executor):
@@ -100,6 +112,10 @@ def run_case(executor, case, *, timeout=2_000_000, read=None, interrupt=()):
     ``interrupt``: for each ``k`` in it, in order, a run is first started and ``sync`` reset
     in the ``k``-th cycle after ``start`` (the accelerator's RESET), then every memory is put
     back as it was; the figures are those of the run after the last.
+
+    Raises :class:`OwnershipError` if a ``r_en`` or ``w_en`` is high in a cycle the executor
+    does not own the memories: before its ``start`` is seen, in the :data:`AFTER_BUSY` cycles
+    after the first with ``busy`` low, or after a reset.
     """
     names = memory_names(executor)
     specs = memory_map(case.config)
@@ -109,12 +125,22 @@ def run_case(executor, case, *, timeout=2_000_000, read=None, interrupt=()):
                 for name in names}
     bench = _Bench(executor, memories)
     read = names if read is None else list(read)
+    enables = [(f"{name}.{field}", getattr(getattr(executor, name), field))
+               for name in names for field in ("r_en", "w_en")]
     result = {}
+
+    def idle(ctx, when):
+        high = [label for label, signal in enables if ctx.get(signal)]
+        if high:
+            raise OwnershipError(f"{type(executor).__name__} drives {', '.join(high)} {when}, "
+                                 f"while it does not own the memories")
 
     async def begin(ctx):
         ctx.set(executor.desc, descriptor_layout().const(dict(case.desc)))
+        idle(ctx, "before start")
         await ctx.tick()
         ctx.set(executor.start, 1)
+        idle(ctx, "in the cycle of start")
         await ctx.tick()
         ctx.set(executor.start, 0)
 
@@ -137,8 +163,10 @@ def run_case(executor, case, *, timeout=2_000_000, read=None, interrupt=()):
             cycles += 1
             if cycles > timeout:
                 raise TimeoutError(f"executor still busy after {timeout} cycles")
-        await ctx.tick()                                # the last write lands
         result["cycles"] = cycles
+        for k in range(AFTER_BUSY):                     # the last write lands in the first
+            await ctx.tick()
+            idle(ctx, f"{k + 1} cycle(s) after busy fell")
         for name in read:
             spec = specs[name]
             data = memories[name].storage.data
