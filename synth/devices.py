@@ -78,14 +78,11 @@ def _classic_abc(*steps):
 
 
 #: nextpnr options for a design that fills much of an ECP5-85 (the whole accelerator): the
-#: analytic placer (``static``, spreads the cells evenly), ``router2`` and its timing-driven
-#: rip-up (``--tmg-ripup``). With the default HeAP placer and router1 the ULX3S accelerator's
-#: routing did not converge in hours; with HeAP and router2 its overuse stalled near 20,000
-#: wires; with the static placer and router2 it routes (seed 1, 2026-12-03,
-#: ``docs/resources.md``), but router2 alone gave up timing to resolve congestion (the board at
-#: 60 MHz: 65.19 MHz placed, 57.27 routed); with ``--tmg-ripup`` the same placement routed at
-#: 64.01 MHz (2026-12-04, ``docs/log.md``).
-CONGESTED_PLACE_ROUTE = ("--placer", "static", "--router", "router2", "--tmg-ripup")
+#: analytic placer (``static``, spreads the cells evenly) and ``router2``. With the default
+#: HeAP placer and router1 the ULX3S accelerator's routing did not converge in hours; with
+#: HeAP and router2 its overuse stalled near 20,000 wires; with these it routes (seed 1,
+#: 2026-12-03, ``docs/resources.md``).
+CONGESTED_PLACE_ROUTE = ("--placer", "static", "--router", "router2")
 
 
 @dataclass(frozen=True)

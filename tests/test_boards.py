@@ -159,10 +159,9 @@ def test_ulx3s_plan(capsys, build_root):
     assert 'FREQUENCY NET "clkop" 45000000.0 HZ;' in lpf
     script = (folder / "top.ys").read_text()
     assert "rename -unescape w:*] x:* %d" in script and "stat -json" in script
-    # the whole accelerator only routes with the static placer and router2 (timing-driven
-    # rip-up: it keeps the placement's Fmax)
+    # the whole accelerator only routes with the static placer and router2
     build = (folder / "build_top.sh").read_text()
-    assert "--placer static --router router2 --tmg-ripup" in build
+    assert "--placer static --router router2" in build
     # by default the seed the build is known to route with
     assert info["seed"] == BOARDS["ulx3s-85f"].seed == 1 and "--seed 1 " in build
 

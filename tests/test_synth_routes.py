@@ -198,7 +198,7 @@ def test_fallback_route_places_and_routes(device, route, tmp_path, monkeypatch):
 
 # --- the place-and-route options of a congested design
 
-def test_congested_units_get_the_static_placer_and_router2_with_timing_ripup(monkeypatch, tmp_path):
+def test_congested_units_get_the_static_placer_and_router2(monkeypatch, tmp_path):
     """The accelerator unit (marked ``congested``) is placed and routed with
     CONGESTED_PLACE_ROUTE, which reaches nextpnr's command line; other units get none."""
     asked = {}
@@ -215,4 +215,4 @@ def test_congested_units_get_the_static_placer_and_router2_with_timing_ripup(mon
                     CONGESTED_PLACE_ROUTE)
     nextpnr = argv[-1]
     at = nextpnr.index("--placer")
-    assert nextpnr[at:at + 5] == ["--placer", "static", "--router", "router2", "--tmg-ripup"]
+    assert nextpnr[at:at + 4] == ["--placer", "static", "--router", "router2"]
