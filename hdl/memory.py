@@ -4,7 +4,7 @@ reads through the DP16KD's own output register."""
 
 from collections.abc import Mapping
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -15,8 +15,8 @@ from .params import check_int, check_choice
 from .replica import kept_register
 from .target import family_of
 
-__all__ = ["RegisteredReadMemory", "RAM_STYLES", "BLOCKS_PER_COPY", "LUT_RAM_BITS_PER_COPY",
-           "uses_ecp5_ebr", "lut_ram_attrs"]
+__all__ = ["RegisteredReadMemory", "RAM_STYLES", "BLOCKS_PER_COPY", "uses_ecp5_ebr",
+           "lut_ram_attrs"]
 
 # How a memory is built: "block" (block RAM: dense; on ECP5 read through the EBR's output
 # register, see RegisteredReadMemory) or "distributed" (LUT RAM, read asynchronously from a
@@ -34,12 +34,6 @@ _ENABLES = {18: 2, 36: 4}
 #: :class:`RegisteredReadMemory`'s ``input_stage``): one register for all 60 blocks of a wide
 #: memory was the routed accelerator's critical path (18.95 ns of routing, no logic).
 BLOCKS_PER_COPY = 4
-
-#: Row bits of an ECP5 LUT-RAM memory with the input stage that one copy of its address and
-#: enable registers drives (16 TRELLIS_DPR16X4 cells of 4 bits): one read address register
-#: for the 128 cells of the accelerator's 512-bit ``scores`` was the routed board's critical
-#: path (13.7 of 14.6 ns routing).
-LUT_RAM_BITS_PER_COPY = 64
 
 # The inputs the input stage registers, in the order RegisteredReadMemory._inputs gives them.
 _INPUTS = ("w_addr", "w_data", "w_en", "r_addr", "r_en")
@@ -92,9 +86,7 @@ class RegisteredReadMemory(wiring.Component):
     row read from it (enable ``o_en``), so the timing is the same, but the row is read when the
     output register takes it: a write to that row after the read and before then is seen (a
     caller writing while reads wait, as the window walker loading its next frame, holds the
-    write until the read is taken). With ``input_stage`` on ECP5 (and all-zero ``init``) the
-    row is split into memories of :data:`LUT_RAM_BITS_PER_COPY` bits, each with its own copy
-    of the write address and enable registers and of the read address register.
+    write until the read is taken).
 
     ``style="block"``: the implementation is chosen from the elaboration platform, here and
     nowhere else (:func:`uses_ecp5_ebr`):
@@ -180,9 +172,6 @@ class RegisteredReadMemory(wiring.Component):
     def elaborate(self, platform):
         if self.primitive(platform):
             return self._elaborate_ecp5(platform)
-        if (self._style == "distributed" and self._input_stage and uses_ecp5_ebr(platform)
-                and _all_zero(self._init)):
-            return self._elaborate_ecp5_lut_ram(platform)
         m = Module()
         w_addr, w_data, w_en, r_addr, r_en = self._inputs(m)
         attrs = dict(self._attrs)
@@ -217,36 +206,6 @@ class RegisteredReadMemory(wiring.Component):
                   for name, p in zip(_INPUTS, ports)]
         m.d.sync += [s.eq(p) for s, p in zip(staged, ports)]
         return staged
-
-    def _elaborate_ecp5_lut_ram(self, platform):
-        # The input stage's w_addr and w_en, and the read address register, in one copy per
-        # column of LUT_RAM_BITS_PER_COPY bits (the staged w_addr and w_en of _inputs are left
-        # unused; Yosys drops them). Every copy is reset-less, so all hold the same value.
-        m = Module()
-        _, w_data, _, r_addr, r_en = self._inputs(m)
-        addr = Signal(range(self._depth), reset_less=True)
-        with m.If(r_en):
-            m.d.sync += addr.eq(r_addr)
-        next_addr = Mux(r_en, r_addr, addr)
-        attrs = {**lut_ram_attrs(platform), **self._attrs}
-        row = Value.cast(w_data)
-        out = Signal(self._row_bits, reset_less=True)
-        for j, lo in enumerate(range(0, self._row_bits, LUT_RAM_BITS_PER_COPY)):
-            bits = min(LUT_RAM_BITS_PER_COPY, self._row_bits - lo)
-            m.submodules[f"memory{j}"] = memory = Memory(shape=bits, depth=self._depth,
-                                                         init=[], attrs=attrs)
-            read, write = memory.read_port(domain="comb"), memory.write_port()
-            m.d.comb += [
-                read.addr.eq(kept_register(m, next_addr, name=f"r_addr_c{j}", platform=platform)),
-                write.addr.eq(kept_register(m, self.w_addr, name=f"w_addr_c{j}",
-                                            platform=platform)),
-                write.en.eq(kept_register(m, self.w_en, name=f"w_en_c{j}", platform=platform)),
-                write.data.eq(row[lo:lo + bits]),
-            ]
-            with m.If(self.o_en):
-                m.d.sync += out[lo:lo + bits].eq(read.data)
-        m.d.comb += self.r_data.eq(out)
-        return m
 
     def _elaborate_ecp5(self, platform):
         # Pins as Yosys's own block RAM mapping (share/lattice/brams_map_16kd.v) drives them

@@ -51,10 +51,9 @@ class _Pair(wiring.Component):
     """The same inputs into ``dut`` (elaborated for the design's platform) and a behavioural
     reference; their read data as ``dut_data`` and ``ref_data``."""
 
-    def __init__(self, *, width, depth, input_stage=False, style="block"):
-        self._dut, self._ref = (RegisteredReadMemory(shape=width, depth=depth, style=style,
-                                                     input_stage=input_stage)
-                                for _ in range(2))
+    def __init__(self, *, width, depth, input_stage=False):
+        self._dut = RegisteredReadMemory(shape=width, depth=depth, input_stage=input_stage)
+        self._ref = RegisteredReadMemory(shape=width, depth=depth, input_stage=input_stage)
         super().__init__({
             "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "o_en": In(1),
@@ -280,11 +279,6 @@ def _run_primitive_pair(simulator, seed, width, depth, blocks, mode, input_stage
     assert top.count(f".DATA_WIDTH_B(32'd{mode})") == blocks
     if not input_stage:
         assert "TRELLIS_FF" not in top
-    return _simulate_pair(simulator, seed, top, width, depth)
-
-
-def _simulate_pair(simulator, seed, top, width, depth):
-    """The testbench on ``top`` (the Verilog of a :class:`_Pair` for ECP5)."""
     sources = [_cached("pair", top), *SIM_MODELS["ecp5"]]
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sources)).hexdigest()[:12]
     return run_testbench(
@@ -322,48 +316,6 @@ def test_primitive_input_stage_matches_behavioural(simulator, width, depth, bloc
     assert top.count("TRELLIS_FF #(") == _replicated_bits(width, depth)
     result = _run_primitive_pair(simulator, 4, width, depth, blocks, mode, input_stage=True)
     assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
-
-
-#: The LUT-RAM input stage's test: 16 rows of 150 bits, three columns (64, 64 and 22 bits).
-LUT_RAM_SHAPE = (150, 16)
-
-
-def _lut_ram_pair(simulator, seed):
-    setup_environment()
-    width, depth = LUT_RAM_SHAPE
-    top = verilog.convert(_Pair(width=width, depth=depth, input_stage=True,
-                                style="distributed"), name="top", platform=ECP5,
-                          emit_src=False)
-    return _simulate_pair(simulator, seed, top, width, depth)
-
-
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_lut_ram_input_stage_matches_behavioural(simulator):
-    width, depth = LUT_RAM_SHAPE
-    top = verilog.convert(RegisteredReadMemory(shape=width, depth=depth, style="distributed",
-                                               input_stage=True),
-                          platform=ECP5, emit_src=False)
-    # per column: the write and read addresses and the write enable
-    columns = -(-width // memory_module.LUT_RAM_BITS_PER_COPY)
-    assert columns == 3
-    assert top.count("TRELLIS_FF #(") == columns * (2 * (depth - 1).bit_length() + 1)
-    result = _lut_ram_pair(simulator, 5)
-    assert result.mismatches == 0 and result.checked >= STIMULUS["cycles"]
-
-
-def test_broken_lut_ram_input_stage_fails(monkeypatch):
-    """A column whose read address copy lags a cycle (two flip-flops in series) must fail."""
-    kept = memory_module.kept_register
-
-    def late(m, value, *, name, platform):
-        if name != "r_addr_c1":
-            return kept(m, value, name=name, platform=platform)
-        early = kept(m, value, name=name + "_early", platform=platform)
-        return kept(m, early, name=name, platform=platform)
-
-    monkeypatch.setattr(memory_module, "kept_register", late)
-    with pytest.raises(SimulationFailed, match="mismatches"):
-        _lut_ram_pair("icarus", 5)
 
 
 def test_broken_input_stage_fails(monkeypatch):
