@@ -12,11 +12,10 @@ program loaded through its host port.
 
 Every memory has one read and one write port. Its clients are the host port (only while the
 sequencer is idle), the sequencer (program reads) and the executors that name it in their
-signature (only the one running). Each client's enables are gated by its ownership and its
-addresses and data by its own enables (a client enables a port only while it owns the memory;
-its other outputs may be anything while idle), the gated ports are ORed and the OR passes the
-memory's input stage (:data:`~.ports.INPUT_STAGES`; on ECP5 one copy of its address and
-enable registers per few block RAMs).
+signature (only the one running). Each client's port is gated by its ownership, the gated
+ports are ORed (an idle client may drive anything) and the OR passes the memory's input stage
+(:data:`~.ports.INPUT_STAGES`; on ECP5 one copy of its address and enable registers per few
+block RAMs).
 
 The sequencer and each executor run in a clock domain of their own (``sync``'s clock), reset
 by a register of their own: one cycle after the host's RESET or ``sync``'s reset. So each
@@ -169,27 +168,16 @@ def _own_reset(m, name, reset, platform):
     return DomainRenamer({"sync": domain.name})
 
 
-#: Port field → what gates it: a client's enables by its ownership flag, its addresses and
-#: data by its own enable.
-_GATE = {"r_en": None, "w_en": None, "r_addr": "r_en", "w_addr": "w_en", "w_data": "w_en"}
-
-
 def _arbitrate(m, name, memory, clients):
-    """Drive ``memory`` (its input stage registers) with the OR of its clients' ports; every
-    client sees the read data.
-
-    At most one client owns a memory at a time, and a client enables its port only while it
-    owns the memory (:mod:`.ports`; checked for the executors by ``verif/accel_harness.py``).
-    So only the enables are gated by the ownership flags (two gates per client and memory)
-    and each address and data bit by the client's own enable: a flag of the sequencer does
-    not fan out to every bit of every port across the die."""
-    for field, gate in _GATE.items():
+    """Drive ``memory`` (its input stage registers) with the OR of its clients' ports, each
+    gated by its ownership flag (at most one client owns a memory at a time); every client sees
+    the read data."""
+    for field in ("r_addr", "r_en", "w_addr", "w_en", "w_data"):
         target = Value.cast(getattr(memory, field))
         gated = []
         for k, (port, owns) in enumerate(clients):
             term = Signal(len(target), name=f"{name}_{field}_{k}")
-            select = owns if gate is None else getattr(port, gate)
-            m.d.comb += term.eq(Mux(select, Value.cast(getattr(port, field)), 0))
+            m.d.comb += term.eq(Mux(owns, Value.cast(getattr(port, field)), 0))
             gated.append(term)
         m.d.comb += target.eq(reduce(operator.or_, gated))
     for port, _ in clients:

@@ -12,9 +12,7 @@ Memory port (the client's view; the memory answers)
     in cycle *c*, ``w_data`` is stored in row ``w_addr`` at the end of *c + 1*. Reads and
     writes pass the same stages, so their order is the order the client issued them; a read
     issued in the same cycle as a write of its row returns the old or the new row
-    (undefined); clients never depend on it. An address or ``w_data`` counts only in a cycle
-    its enable is high (the accelerator gates each by it), and a client enables its port only
-    while it owns the memory.
+    (undefined); clients never depend on it.
 
 Executor (one per op family: conv, LIF, element-wise, attention)
     ``desc`` holds the current descriptor while ``busy``. ``start`` is a one-cycle pulse with
