@@ -17,11 +17,9 @@ Memory port (the client's view; the memory answers)
 Executor (one per op family: conv, LIF, element-wise, attention)
     ``desc`` holds the current descriptor while ``busy``. ``start`` is a one-cycle pulse with
     ``busy`` low; ``busy`` is high from the next cycle until the executor's last memory write
-    has been issued, then low again (``busy`` low and no write in flight means done). It owns
-    the memories from the cycle after ``start`` to the first cycle with ``busy`` low (the
-    sequencer's ``active``); outside that window the accelerator gates its ports off, so its
-    read and write enables must be low there (``verif/accel_harness.py`` checks it), while its
-    other port outputs may hold any value.
+    has been issued, then low (low and no write in flight: done). It owns the memories from the
+    cycle after ``start`` to the first with ``busy`` low (``active``); its ports are gated off
+    outside, so its enables must be low there (``verif/accel_harness.py``), other outputs any.
 """
 
 from amaranth.hdl import signed, unsigned
